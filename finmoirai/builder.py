@@ -1,0 +1,265 @@
+"""Turn per-asset feature files into uni2ts-ready Hugging Face datasets, a batch at a time.
+
+`IterativeFinancialDatasetBuilder` is a uni2ts `DatasetBuilder`. `build_dataset` never holds
+more than `batch_size` assets in memory: each batch is generated into a private temporary
+directory (the Arrow cache of `Dataset.from_generator`), saved as one shard per split, and the
+temporary directory is removed whatever happens. `load_dataset` hands uni2ts the datasets with
+its own transformation maps, so pre-training and fine-tuning see exactly uni2ts's pipeline.
+
+Schema (uni2ts's): item_id, start, freq, target = `close` (z-scored, NaN where the bar was
+not observed so uni2ts masks it), past_feat_dynamic_real = every other variate, shape (k, T).
+Each split stores the history up to its end and `split_start`, the first index whose bar
+belongs to the split: forecast windows start there, contexts may reach back into earlier
+splits (that is the past, not leakage), and no split contains a bar from a later split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pandas as pd
+from torch.utils.data import ConcatDataset, Dataset
+from tqdm import tqdm
+from uni2ts.data.builder import DatasetBuilder
+from uni2ts.data.dataset import EvalDataset, FinetuneDataset, SampleTimeSeriesType, TimeSeriesDataset
+from uni2ts.data.indexer import HuggingFaceDatasetIndexer
+
+from finmoirai.params import SplitConfig, require
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+FREQ = "h"
+TMP_DIR_NAME = ".tmp"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    batch_size: int = 10
+
+    def validate(self) -> None:
+        require(self.batch_size >= 1, f"param build.batch_size: must be >= 1, got {self.batch_size}")
+
+
+def hf_features(num_covariates: int) -> datasets.Features:
+    return datasets.Features(
+        {
+            "item_id": datasets.Value("string"),
+            "start": datasets.Value("timestamp[s]"),
+            "freq": datasets.Value("string"),
+            "split_start": datasets.Value("int64"),
+            "target": datasets.Sequence(datasets.Value("float32")),
+            "past_feat_dynamic_real": datasets.Sequence(
+                datasets.Sequence(datasets.Value("float32")), length=num_covariates
+            ),
+        }
+    )
+
+
+def split_bounds(timestamps: pd.Series, split: SplitConfig) -> dict[str, tuple[int, int]]:
+    """(split_start, end) row indices per split: train [0, a), val [a, b), test [b, n)."""
+    ts = pd.DatetimeIndex(timestamps)
+    a = int(ts.searchsorted(split.train_end_ts))
+    b = int(ts.searchsorted(split.val_end_ts))
+    return {"train": (0, a), "val": (a, b), "test": (b, len(ts))}
+
+
+def asset_record(frame: pd.DataFrame, symbol: str, covariates: Sequence[str], start: int, end: int) -> dict[str, Any]:
+    """One uni2ts row: the asset's history up to `end`, forecasts allowed from `start`."""
+    part = frame.iloc[:end]
+    target = part["target"].to_numpy(dtype=np.float32).copy()
+    target[~part["observed"].to_numpy(dtype=bool)] = np.nan
+    covs = part[list(covariates)].to_numpy(dtype=np.float32).T
+    first = pd.Timestamp(part["timestamp"].iloc[0]).tz_convert("UTC").tz_localize(None)
+    return {
+        "item_id": symbol,
+        "start": first.to_pydatetime(),
+        "freq": FREQ,
+        "split_start": start,
+        "target": target,
+        "past_feat_dynamic_real": covs,
+    }
+
+
+def read_feature_frame(path: Path, covariates: Sequence[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise ValueError(f"{path}: cannot read feature file ({e.__class__.__name__}: {e})") from None
+    missing = [c for c in ("timestamp", "observed", "target", *covariates) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    return frame.sort_values("timestamp").reset_index(drop=True)
+
+
+@dataclass
+class IterativeFinancialDatasetBuilder(DatasetBuilder):
+    """uni2ts DatasetBuilder over a directory of per-asset feature files, in asset batches."""
+
+    storage_path: Path
+    batch_size: int = 10
+
+    def __post_init__(self) -> None:
+        self.storage_path = Path(self.storage_path)
+
+    # ------------------------------------------------------------------ build
+    def build_dataset(self, features_dir: Path, split: SplitConfig) -> dict[str, Any]:
+        features_dir = Path(features_dir)
+        manifest = json.loads((features_dir / "manifest.json").read_text())
+        covariates: list[str] = list(manifest["covariates"])
+        symbols = [a["symbol"] for a in manifest["assets"]]
+        require(len(symbols) > 0, f"{features_dir}/manifest.json lists no assets")
+        self._reset_output()
+        assets: list[dict[str, Any]] = []
+        batches = [symbols[i : i + self.batch_size] for i in range(0, len(symbols), self.batch_size)]
+        for index, batch in enumerate(tqdm(batches, desc="build batches", unit="batch")):
+            assets.extend(self._build_batch(index, batch, features_dir, covariates, split))
+        summary = {
+            "target": manifest.get("target", "close"),
+            "covariates": covariates,
+            "freq": FREQ,
+            "split": {"train_end": split.train_end, "val_end": split.val_end},
+            "shards": len(batches),
+            "assets": assets,
+        }
+        (self.storage_path / "manifest.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def _reset_output(self) -> None:
+        """Start from an empty output; a stale temp dir from a killed run goes too."""
+        if self.storage_path.exists():
+            shutil.rmtree(self.storage_path)
+        self.storage_path.mkdir(parents=True)
+
+    def _build_batch(
+        self, index: int, batch: list[str], features_dir: Path, covariates: list[str], split: SplitConfig
+    ) -> list[dict[str, Any]]:
+        tmp = self.storage_path / TMP_DIR_NAME / f"batch-{index:05d}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            frames = {s: read_feature_frame(features_dir / f"{s}.parquet", covariates) for s in batch}
+            bounds = {s: split_bounds(f["timestamp"], split) for s, f in frames.items()}
+            for name in SPLITS:
+                self._write_shard(index, name, frames, bounds, covariates, tmp)
+            return [
+                {"symbol": s, "rows": len(frames[s])}
+                | {f"{name}_rows": bounds[s][name][1] - bounds[s][name][0] for name in SPLITS}
+                | {f"{name}_start": bounds[s][name][0] for name in SPLITS}
+                for s in batch
+            ]
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            parent = tmp.parent
+            if parent.exists() and not any(parent.iterdir()):
+                parent.rmdir()
+
+    def _write_shard(
+        self,
+        index: int,
+        name: str,
+        frames: dict[str, pd.DataFrame],
+        bounds: dict[str, dict[str, tuple[int, int]]],
+        covariates: list[str],
+        tmp: Path,
+    ) -> None:
+        def generate() -> Iterator[dict[str, Any]]:
+            for symbol, frame in frames.items():
+                start, end = bounds[symbol][name]
+                if end > start:
+                    yield asset_record(frame, symbol, covariates, start, end)
+
+        if not any(b[name][1] > b[name][0] for b in bounds.values()):
+            return
+        dataset = datasets.Dataset.from_generator(
+            generate, features=hf_features(len(covariates)), cache_dir=str(tmp / "cache"), keep_in_memory=False
+        )
+        dataset.save_to_disk(str(self.storage_path / name / f"part-{index:05d}"))
+
+    # ------------------------------------------------------------------- load
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.storage_path / "manifest.json").read_text())
+
+    def hf_dataset(self, split: str) -> datasets.Dataset:
+        parts = sorted((self.storage_path / split).glob("part-*"))
+        if not parts:
+            raise ValueError(f"{self.storage_path / split}: no dataset shards (run the build stage)")
+        return datasets.concatenate_datasets([datasets.load_from_disk(str(p)) for p in parts])
+
+    def load_dataset(self, transform_map: dict[Any, Callable[..., Any]]) -> Dataset:
+        """Pre-training view: whole training histories, sampled in proportion to length."""
+        return TimeSeriesDataset(
+            HuggingFaceDatasetIndexer(self.hf_dataset("train")),
+            transform=transform_map["train"](),
+            sample_time_series=SampleTimeSeriesType.PROPORTIONAL,
+        )
+
+    def load_window_dataset(
+        self,
+        split: str,
+        transform_map: dict[Any, Callable[..., Any]],
+        context_length: int,
+        prediction_length: int,
+        patch_size: int,
+        distance: int,
+    ) -> Dataset:
+        """Fixed context/horizon windows per asset, forecasts starting inside `split` only.
+
+        uni2ts's window datasets assume one window count for all series; assets differ in
+        length, so each asset gets its own windowed dataset and they are concatenated.
+        """
+        hf = self.hf_dataset(split)
+        parts: list[Dataset] = []
+        skipped: list[str] = []
+        for row in range(len(hf)):
+            one = hf.select([row])
+            length = len(one[0]["target"])
+            first, windows = window_plan(int(one[0]["split_start"]), length, context_length, prediction_length, distance)
+            if windows <= 0:
+                skipped.append(one[0]["item_id"])
+                continue
+            indexer = HuggingFaceDatasetIndexer(one)
+            if split == "train":
+                transform = transform_map[split](
+                    distance=distance,
+                    prediction_length=prediction_length,
+                    context_length=context_length,
+                    patch_size=patch_size,
+                )
+                parts.append(FinetuneDataset(windows, indexer, transform))
+            else:
+                transform = transform_map[split](
+                    offset=first,
+                    distance=distance,
+                    prediction_length=prediction_length,
+                    context_length=context_length,
+                    patch_size=patch_size,
+                )
+                parts.append(EvalDataset(windows, indexer, transform))
+        if skipped:
+            logger.warning("%s split: no full %d+%d window in %s (too short); not used", split, context_length, prediction_length, ", ".join(skipped))
+        if not parts:
+            raise ValueError(f"{split} split: no asset has a full window of context_length={context_length} + prediction_length={prediction_length}")
+        return ConcatDataset(parts)
+
+
+def window_plan(split_start: int, length: int, context_length: int, prediction_length: int, distance: int) -> tuple[int, int]:
+    """First forecast index and number of windows whose horizon lies in [split_start, length)."""
+    first = max(split_start, context_length)
+    if first + prediction_length > length:
+        return first, 0
+    return first, (length - prediction_length - first) // distance + 1
+
+
+def tokens_per_window(context_length: int, prediction_length: int, patch_size: int, num_variates: int) -> int:
+    """Sequence length (in patches) of one window once every variate is patchified."""
+    return (math.ceil(context_length / patch_size) + math.ceil(prediction_length / patch_size)) * num_variates

@@ -1,0 +1,288 @@
+"""Rolling-origin probabilistic evaluation in original price units, beside a random walk.
+
+Forecast origins start at the first test bar and move by `stride` bars; each forecast sees
+`context_length` bars before its origin (history, possibly from earlier splits) and predicts
+`prediction_length` bars, all of which lie in the test split. Model samples are produced by
+uni2ts's `MoiraiForecast` in z-score units and mapped back to prices with the scaler fitted
+on the training period. Bars that were filled in preprocessing are not scored (NaN labels
+are masked by gluonts). Metrics are gluonts's own: CRPS as `MeanWeightedSumQuantileLoss`
+over quantiles 0.1..0.9, MSIS (alpha 0.05), MSE, MAE, MASE (seasonality 1, the random-walk
+scale that finance uses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from gluonts.ev.metrics import MAE, MASE, MSE, MSIS, MeanWeightedSumQuantileLoss
+from gluonts.model.evaluation import evaluate_forecasts
+from gluonts.model.forecast import SampleForecast
+from tqdm import tqdm
+from uni2ts.model.moirai import MoiraiForecast, MoiraiModule
+
+from finmoirai.params import require
+
+logger = logging.getLogger(__name__)
+
+QUANTILES = tuple(round(q, 1) for q in np.arange(0.1, 1.0, 0.1))
+METRIC_NAMES = {
+    "mean_weighted_sum_quantile_loss": "crps",
+    "MSIS": "msis",
+    "MSE[mean]": "mse",
+    "MAE[0.5]": "mae",
+    "MASE[0.5]": "mase",
+}
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    stride: int = 24
+    num_samples: int = 100
+    batch_size: int = 32
+    plot_assets: int = 3
+
+    def validate(self) -> None:
+        require(self.stride >= 1, f"param evaluate.stride: must be >= 1, got {self.stride}")
+        require(self.num_samples >= 10, f"param evaluate.num_samples: must be >= 10, got {self.num_samples}")
+        require(self.batch_size >= 1, f"param evaluate.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.plot_assets >= 0, f"param evaluate.plot_assets: must be >= 0, got {self.plot_assets}")
+
+
+@dataclass
+class AssetSeries:
+    """One asset's full series: model inputs (z units) and truth (price units)."""
+
+    symbol: str
+    timestamps: pd.DatetimeIndex
+    target_z: np.ndarray  # (T,), NaN where not observed
+    covariates: np.ndarray  # (T, k)
+    price: np.ndarray  # (T,), cleaned close in original units
+    observed: np.ndarray  # (T,) bool
+    test_start: int
+    to_price: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Windows:
+    """Forecast windows of one asset: origins and, per model, sample paths in prices."""
+
+    series: AssetSeries
+    origins: np.ndarray
+    samples: dict[str, np.ndarray]  # model -> (W, S, H)
+
+
+def origins_for(test_start: int, length: int, context_length: int, prediction_length: int, stride: int) -> np.ndarray:
+    """Origins o with o >= test_start, o >= context_length and o + horizon <= length."""
+    first = max(test_start, context_length)
+    last = length - prediction_length
+    if last < first:
+        return np.empty(0, dtype=int)
+    return np.arange(first, last + 1, stride)
+
+
+def moirai_samples(
+    module: MoiraiModule,
+    series: AssetSeries,
+    origins: np.ndarray,
+    context_length: int,
+    prediction_length: int,
+    patch_size: int,
+    num_samples: int,
+    batch_size: int,
+) -> np.ndarray:
+    """Sample paths (W, S, H) in price units from uni2ts's MoiraiForecast."""
+    k = series.covariates.shape[1]
+    forecaster = MoiraiForecast(
+        prediction_length=prediction_length,
+        target_dim=1,
+        feat_dynamic_real_dim=0,
+        past_feat_dynamic_real_dim=k,
+        context_length=context_length,
+        module=module,
+        patch_size=patch_size,
+        num_samples=num_samples,
+    ).eval()
+    out = []
+    for i in range(0, len(origins), batch_size):
+        batch = origins[i : i + batch_size]
+        idx = batch[:, None] + np.arange(-context_length, 0)[None, :]
+        target = series.target_z[idx][..., None]
+        covs = series.covariates[idx]
+        with torch.no_grad():
+            preds = forecaster(
+                past_target=torch.as_tensor(np.nan_to_num(target), dtype=torch.float32),
+                past_observed_target=torch.as_tensor(np.isfinite(target)),
+                past_is_pad=torch.zeros(idx.shape, dtype=torch.bool),
+                past_feat_dynamic_real=torch.as_tensor(np.nan_to_num(covs), dtype=torch.float32),
+                past_observed_feat_dynamic_real=torch.as_tensor(np.isfinite(covs)),
+            )
+        out.append(series.to_price(preds.numpy().astype(np.float64)))
+    return np.concatenate(out, axis=0)
+
+
+def random_walk_samples(
+    series: AssetSeries, origins: np.ndarray, context_length: int, prediction_length: int, num_samples: int, seed: int
+) -> np.ndarray:
+    """Driftless log-normal random walk from the last observed price, with the volatility of
+    the context's log returns: the baseline any market forecast has to beat."""
+    rng = np.random.default_rng(seed)
+    horizon = np.arange(1, prediction_length + 1)
+    out = np.empty((len(origins), num_samples, prediction_length))
+    for w, origin in enumerate(origins):
+        context = series.price[origin - context_length : origin]
+        seen = series.observed[origin - context_length : origin]
+        prices = context[seen]
+        returns = np.diff(np.log(prices))
+        sigma = float(np.std(returns, ddof=1)) if len(returns) > 2 else 0.0
+        last = prices[-1] if len(prices) else context[-1]
+        shocks = rng.standard_normal((num_samples, prediction_length)).cumsum(axis=1)
+        out[w] = last * np.exp(sigma * shocks - 0.5 * sigma**2 * horizon)
+    return out
+
+
+class _TestData:
+    """The two iterables gluonts's evaluate_forecasts reads from a TestData."""
+
+    def __init__(self, inputs: list[dict[str, Any]], labels: list[dict[str, Any]]) -> None:
+        self.input = inputs
+        self.label = labels
+
+
+def gluonts_metrics(windows: Sequence[Windows], model: str, context_length: int, prediction_length: int) -> dict[str, float]:
+    """gluonts metrics of `model` over all windows of the given assets (pooled)."""
+    inputs, labels, forecasts = [], [], []
+    for w in windows:
+        s = w.series
+        for origin, paths in zip(w.origins, w.samples[model]):
+            start = pd.Period(s.timestamps[origin].tz_convert(None), freq="h")
+            context = s.price[origin - context_length : origin].copy()
+            context[~s.observed[origin - context_length : origin]] = np.nan
+            truth = s.price[origin : origin + prediction_length].copy()
+            truth[~s.observed[origin : origin + prediction_length]] = np.nan
+            inputs.append({"target": context, "start": start - context_length, "item_id": s.symbol})
+            labels.append({"target": truth, "start": start, "item_id": s.symbol})
+            forecasts.append(SampleForecast(samples=paths, start_date=start, item_id=s.symbol))
+    metrics = [MSE(), MAE(), MASE(), MSIS(alpha=0.05), MeanWeightedSumQuantileLoss(quantile_levels=QUANTILES)]
+    frame = evaluate_forecasts(forecasts, test_data=_TestData(inputs, labels), metrics=metrics, seasonality=1)
+    row = frame.iloc[0]
+    return {METRIC_NAMES[name]: float(row[name]) for name in METRIC_NAMES}
+
+
+def summarise(windows: Sequence[Windows], models: Sequence[str], context_length: int, prediction_length: int) -> dict[str, Any]:
+    """Pooled and per-asset metrics per model, plus the mean of per-asset (scale-free) CRPS."""
+    result: dict[str, Any] = {"models": {}, "per_asset": {}}
+    for model in models:
+        pooled = gluonts_metrics(windows, model, context_length, prediction_length)
+        per_asset = {w.series.symbol: gluonts_metrics([w], model, context_length, prediction_length) for w in windows}
+        pooled["crps_asset_mean"] = float(np.mean([m["crps"] for m in per_asset.values()]))
+        result["models"][model] = pooled
+        for symbol, values in per_asset.items():
+            result["per_asset"].setdefault(symbol, {})[model] = values
+    return result
+
+
+def plot_fan_chart(w: Windows, model: str, path: Path, max_windows: int = 10) -> None:
+    """History, truth, median and 50%/90% bands of the last `max_windows` forecasts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = w.series
+    chosen = list(range(max(0, len(w.origins) - max_windows), len(w.origins)))
+    first = w.origins[chosen[0]]
+    last = w.origins[chosen[-1]] + w.samples[model].shape[-1]
+    span = slice(max(0, first - 2 * (last - first) // max(1, len(chosen))), last)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    truth = np.where(s.observed[span], s.price[span], np.nan)
+    ax.plot(s.timestamps[span], truth, color="black", lw=1.0, label="truth")
+    for n, i in enumerate(chosen):
+        o = w.origins[i]
+        paths = w.samples[model][i]
+        t = s.timestamps[o : o + paths.shape[-1]]
+        q05, q25, q50, q75, q95 = np.quantile(paths, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+        ax.fill_between(t, q05, q95, color="tab:blue", alpha=0.18, lw=0, label="90% interval" if n == 0 else None)
+        ax.fill_between(t, q25, q75, color="tab:blue", alpha=0.35, lw=0, label="50% interval" if n == 0 else None)
+        ax.plot(t, q50, color="tab:blue", lw=1.0, label="median" if n == 0 else None)
+        ax.axvline(t[0], color="grey", lw=0.4, alpha=0.5)
+    ax.set_title(f"{s.symbol}: {model} rolling forecasts (test period, price units)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run_windows(
+    series_list: Sequence[AssetSeries],
+    module: MoiraiModule,
+    context_length: int,
+    prediction_length: int,
+    patch_size: int,
+    cfg: EvaluateConfig,
+    seed: int,
+) -> tuple[list[Windows], list[str]]:
+    """Forecast every test window of every asset with the model and the random walk."""
+    torch.manual_seed(seed)
+    windows, skipped = [], []
+    for n, s in enumerate(tqdm(series_list, desc="evaluate assets", unit="asset")):
+        origins = origins_for(s.test_start, len(s.price), context_length, prediction_length, cfg.stride)
+        if len(origins) == 0:
+            skipped.append(s.symbol)
+            continue
+        samples = {
+            "moirai": moirai_samples(module, s, origins, context_length, prediction_length, patch_size, cfg.num_samples, cfg.batch_size),
+            "random_walk": random_walk_samples(s, origins, context_length, prediction_length, cfg.num_samples, seed + n),
+        }
+        windows.append(Windows(series=s, origins=origins, samples=samples))
+    if skipped:
+        logger.warning("no full test window (context %d + horizon %d) for %s: not evaluated", context_length, prediction_length, ", ".join(skipped))
+    if not windows:
+        raise ValueError("no asset has a full test window: shorten context_length/prediction_length or move split.val_end earlier")
+    return windows, skipped
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False))
+
+
+def load_series(builder, features_dir: Path, scalers: dict[str, Any]) -> list[AssetSeries]:
+    """Every asset of the test split: model inputs from the built dataset, truth and
+    timestamps from the feature files, and the close scaler to get back to prices."""
+    from finmoirai.preprocessing import invert_scaler
+
+    hf = builder.hf_dataset("test")
+    out = []
+    for row in range(len(hf)):
+        item = hf[row]
+        symbol = item["item_id"]
+        frame = pd.read_parquet(Path(features_dir) / f"{symbol}.parquet").sort_values("timestamp")
+        target = np.asarray(item["target"], dtype=np.float64)
+        if len(frame) != len(target):
+            raise ValueError(f"{symbol}: test dataset has {len(target)} bars but {features_dir}/{symbol}.parquet has {len(frame)}: rerun build")
+        if symbol not in scalers or "close" not in scalers[symbol]:
+            raise ValueError(f"{symbol}: no close scaler in the preprocess scalers file")
+        entry = scalers[symbol]["close"]
+        out.append(
+            AssetSeries(
+                symbol=symbol,
+                timestamps=pd.DatetimeIndex(frame["timestamp"]),
+                target_z=target,
+                covariates=np.asarray(item["past_feat_dynamic_real"], dtype=np.float64).T,
+                price=frame["close_raw"].to_numpy(dtype=np.float64),
+                observed=frame["observed"].to_numpy(dtype=bool),
+                test_start=int(item["split_start"]),
+                to_price=lambda z, e=entry: invert_scaler(z, e),
+            )
+        )
+    return out

@@ -1,0 +1,249 @@
+"""Features stage: causal technical indicators, cross-asset features against a market proxy,
+a volatility/trend regime indicator, all z-scored with training-period statistics.
+
+Every feature at bar t uses only bars <= t, and every normalisation statistic uses only
+observed bars before split.train_end, so nothing from validation or test leaks backwards.
+Warm-up NaNs are kept: uni2ts treats NaN as unobserved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandas_ta as ta
+from tqdm import tqdm
+
+from finmoirai.params import ParamsError, SplitConfig, require
+from finmoirai.preprocessing import apply_scaler, safe_std
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_CATEGORIES = ("trend", "momentum", "volatility", "volume")
+OHLCV_ARGS = {"open_": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
+CROSS_COLUMNS = ["mkt_corr", "mkt_beta", "mkt_relstr"]
+REGIME_COLUMNS = ["regime_trending", "regime_ranging", "regime_volatile"]
+BASE_COLUMNS = ["open", "high", "low", "log_volume"]
+ADX_LENGTH = 14
+
+
+def indicator_category(name: str) -> str | None:
+    """The pandas-ta category of indicator `name`, or None if pandas-ta has no such indicator."""
+    if not callable(getattr(ta, name, None)):
+        return None
+    return next((cat for cat, names in ta.Category.items() if name in names), None)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesConfig:
+    """Indicator list (pandas-ta names + kwargs), market proxies and regime settings."""
+
+    indicators: list[dict]
+    market_proxy: dict[str, str]
+    cross_window: int
+    regime_window: int
+    regime_vol_quantile: float
+    regime_adx_threshold: float
+
+    def validate(self) -> None:
+        covered = {self._check_indicator(i, spec) for i, spec in enumerate(self.indicators)}
+        missing = [c for c in REQUIRED_CATEGORIES if c not in covered]
+        require(not missing, f"param features.indicators: no indicator of category {', '.join(missing)} "
+                             f"(need each of {', '.join(REQUIRED_CATEGORIES)})")
+        require(self.cross_window >= 2, f"param features.cross_window: must be >= 2, got {self.cross_window}")
+        require(self.regime_window >= 2, f"param features.regime_window: must be >= 2, got {self.regime_window}")
+        require(0 < self.regime_vol_quantile < 1,
+                f"param features.regime_vol_quantile: must be in (0, 1), got {self.regime_vol_quantile}")
+        require(self.regime_adx_threshold >= 0,
+                f"param features.regime_adx_threshold: must be >= 0, got {self.regime_adx_threshold}")
+
+    @staticmethod
+    def _check_indicator(i: int, spec: dict) -> str:
+        key = f"param features.indicators[{i}]"
+        require(isinstance(spec, dict) and isinstance(spec.get("name"), str), f"{key}: needs a 'name' (a pandas-ta function)")
+        name = spec["name"]
+        category = indicator_category(name)
+        require(category is not None, f"{key}: {name!r} is not a pandas-ta indicator")
+        kwargs = indicator_kwargs(spec)
+        params = inspect.signature(getattr(ta, name)).parameters
+        for flag in ("centered", "lookahead"):
+            require(not kwargs.get(flag, False), f"{key}: {name} with {flag}=True uses future bars")
+            require(flag not in params or kwargs.get(flag) is False,
+                    f"{key}: {name} may use future bars; set {flag}: false explicitly")
+        require(kwargs.get("offset", 0) >= 0, f"{key}: {name} with a negative offset uses future bars")
+        return category
+
+
+def indicator_kwargs(spec: dict) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k != "name"}
+
+
+# --------------------------------------------------------------------------- indicators
+
+
+def compute_indicators(df: pd.DataFrame, indicators: list[dict]) -> pd.DataFrame:
+    """Run each pandas-ta indicator on the OHLCV columns it needs; keep every output column."""
+    out: dict[str, pd.Series] = {}
+    for spec in indicators:
+        name = spec["name"]
+        fn = getattr(ta, name)
+        params = inspect.signature(fn).parameters
+        args = {arg: df[col] for arg, col in OHLCV_ARGS.items() if arg in params}
+        result = fn(**args, **indicator_kwargs(spec))
+        for col, series in _as_columns(name, result).items():
+            if col in out:
+                raise ValueError(f"indicator {name}: output column {col} already produced by another indicator")
+            out[col] = series.astype(float)
+    return pd.DataFrame(out, index=df.index)
+
+
+def _as_columns(name: str, result: Any) -> dict[str, pd.Series]:
+    if isinstance(result, pd.Series):
+        return {str(result.name): result}
+    if isinstance(result, pd.DataFrame):
+        return {str(c): result[c] for c in result.columns}
+    raise ValueError(f"indicator {name}: returned {type(result).__name__} (too few bars, or not a series indicator)")
+
+
+# --------------------------------------------------------------------------- cross-asset
+
+
+def cross_asset(close: pd.Series, proxy_close: pd.Series, window: int) -> pd.DataFrame:
+    """Rolling correlation, beta and relative strength of log returns vs the proxy.
+
+    Both series are indexed by timestamp; the proxy is aligned to the asset's timestamps,
+    so a timestamp where the proxy has no bar gets NaN features.
+    """
+    proxy = proxy_close.reindex(close.index)
+    la, lp = np.log(close), np.log(proxy)
+    ra, rp = la.diff(), lp.diff()
+    min_periods = max(2, window // 2)
+    corr = ra.rolling(window, min_periods=min_periods).corr(rp)
+    beta = ra.rolling(window, min_periods=min_periods).cov(rp) / rp.rolling(window, min_periods=min_periods).var()
+    rel = la.diff(window) - lp.diff(window)
+    out = pd.DataFrame({"mkt_corr": corr, "mkt_beta": beta, "mkt_relstr": rel}, index=close.index)
+    out[proxy.isna().to_numpy()] = np.nan
+    return out.replace([np.inf, -np.inf], np.nan)
+
+
+# --------------------------------------------------------------------------- regime
+
+
+def regime(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig) -> pd.DataFrame:
+    """One-hot regime: volatile (realised vol above its training quantile), else trending
+    (ADX above threshold), else ranging. NaN while vol or ADX is still warming up."""
+    vol = np.log(df["close"]).diff().rolling(cfg.regime_window).std()
+    train_vol = vol[(df.index < split.train_end_ts)].dropna()
+    if train_vol.empty:
+        raise ValueError("no training-period bars to fit the regime volatility threshold")
+    threshold = float(train_vol.quantile(cfg.regime_vol_quantile))
+    adx = ta.adx(df["high"], df["low"], df["close"], length=ADX_LENGTH)[f"ADX_{ADX_LENGTH}"]
+    volatile = vol > threshold
+    trending = ~volatile & (adx > cfg.regime_adx_threshold)
+    ranging = ~volatile & ~trending
+    out = pd.DataFrame({"regime_trending": trending, "regime_ranging": ranging, "regime_volatile": volatile},
+                       index=df.index).astype(float)
+    out[(vol.isna() | adx.isna()).to_numpy()] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def fit_zscore(values: pd.Series, train_mask: pd.Series) -> dict[str, Any]:
+    """Mean/std on training rows; degenerate std -> 1, undefined mean -> 0."""
+    x = values[train_mask].dropna().to_numpy(dtype=float)
+    mean = float(x.mean()) if len(x) else 0.0
+    mean = mean if np.isfinite(mean) else 0.0
+    std = safe_std(float(x.std()) if len(x) else 1.0, mean)
+    return {"mean": mean, "std": std, "transform": "identity"}
+
+
+def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig,
+                   ohlcv_scaler: dict[str, dict]) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Normalised feature frame of one asset (timestamp, observed, close_raw, target, covariates)."""
+    df = df.set_index("timestamp")
+    train = pd.Series((df.index < split.train_end_ts) & df["observed"].to_numpy(), index=df.index)
+    raw = pd.concat([compute_indicators(df, cfg.indicators),
+                     cross_asset(df["close"], proxy.set_index("timestamp")["close"], cfg.cross_window)], axis=1)
+    scalers = {c: ohlcv_scaler[c] for c in ("open", "high", "low")}
+    scalers["log_volume"] = ohlcv_scaler["volume"]
+    cov = {c: apply_scaler(df[c], scalers[c]) for c in ("open", "high", "low")}
+    cov["log_volume"] = apply_scaler(df["volume"], scalers["log_volume"])
+    for col in raw.columns:
+        scalers[col] = fit_zscore(raw[col], train)
+        cov[col] = apply_scaler(raw[col], scalers[col])
+    for col, series in regime(df, split, cfg).items():
+        scalers[col] = {"mean": 0.0, "std": 1.0, "transform": "identity"}  # one-hot stays 0/1
+        cov[col] = series.to_numpy()
+    out = pd.DataFrame({"timestamp": df.index, "observed": df["observed"].to_numpy(),
+                        "close_raw": df["close"].to_numpy(),
+                        "target": apply_scaler(df["close"], ohlcv_scaler["close"])})
+    out = pd.concat([out, pd.DataFrame(cov)], axis=1)
+    return out, scalers
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def check_proxies(assets: list[dict], cfg: FeaturesConfig) -> None:
+    """Every asset class needs a proxy in market_proxy, and that proxy must be extracted."""
+    symbols = {a["symbol"] for a in assets}
+    for cls in sorted({a["asset_class"] for a in assets}):
+        if cls not in cfg.market_proxy:
+            raise ParamsError(f"param features.market_proxy: no proxy for asset class {cls} "
+                              f"(have {', '.join(cfg.market_proxy) or 'none'})")
+        if cfg.market_proxy[cls] not in symbols:
+            raise ValueError(f"market proxy {cfg.market_proxy[cls]} of asset class {cls} was not extracted "
+                             f"(assets: {', '.join(sorted(symbols))})")
+
+
+def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_dir: str | Path) -> dict:
+    """Write one normalised feature parquet per asset, manifest.json and scalers.json."""
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    assets = json.loads((in_dir / "manifest.json").read_text())["assets"]
+    ohlcv_scalers = json.loads((in_dir / "scalers.json").read_text())
+    check_proxies(assets, cfg)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    covariates: list[str] | None = None
+    scalers = {}
+    for asset in tqdm(assets, desc="features", leave=False):
+        sym = asset["symbol"]
+        df = pd.read_parquet(in_dir / f"{sym}.parquet")
+        proxy = pd.read_parquet(in_dir / f"{cfg.market_proxy[asset['asset_class']]}.parquet")
+        try:
+            out, scalers[sym] = asset_features(df, proxy, split, cfg, ohlcv_scalers[sym])
+        except ValueError as e:
+            raise ValueError(f"asset {sym}: {e}") from None
+        names = list(out.columns[4:])
+        covariates = _check_columns(sym, out, names, covariates)
+        out.to_parquet(out_dir / f"{sym}.parquet", index=False)
+        logger.info("%s: %d rows, %d covariates, first fully-defined row %s", sym, len(out), len(names),
+                    _first_complete(out, names))
+    manifest = {"target": "close", "covariates": covariates, "assets": assets}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (out_dir / "scalers.json").write_text(json.dumps(scalers, indent=2))
+    return manifest
+
+
+def _check_columns(sym: str, out: pd.DataFrame, names: list[str], expected: list[str] | None) -> list[str]:
+    empty = [c for c in names if out[c].isna().all()]
+    if empty:
+        raise ValueError(f"asset {sym}: covariate column {empty[0]} is all NaN")
+    if expected is not None and names != expected:
+        raise ValueError(f"asset {sym}: covariates {names} differ from the first asset's {expected}")
+    return names
+
+
+def _first_complete(out: pd.DataFrame, names: list[str]) -> str:
+    complete = out[names].notna().all(axis=1)
+    return str(out["timestamp"][complete].iloc[0]) if complete.any() else "none"

@@ -1,0 +1,377 @@
+"""Moirai pre-training and fine-tuning with uni2ts, driven by Lightning and logged by dvclive.
+
+The heavy lifting is uni2ts's: `MoiraiPretrain` (masked-encoder pre-training with random
+crops, mask ratios and variate subsampling) and `MoiraiFinetune` (fixed context/horizon
+windows), their transformation maps, `PackCollate`/`PadCollate` and their NLL loss. This
+module only adapts them to this project:
+
+* patch size comes from params (`FixedPatchSizeConstraints`); uni2ts's default frequency
+  table does not know pandas' `h` alias and would raise KeyError.
+* pre-training validates on deterministic validation-split windows (the same windows as
+  fine-tuning), so its validation NLL is comparable across experiments.
+* models are written as Hugging Face folders (`save_pretrained`), not Lightning checkpoints,
+  which torch >= 2.6 refuses to unpickle by default.
+* scaling to more hardware is a params change: `accelerator`, `devices`, `num_nodes` go
+  straight to the Lightning Trainer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from dvclive.lightning import DVCLiveLogger
+from uni2ts.data.loader import DataLoader, PackCollate, PadCollate
+from uni2ts.distribution import (
+    LaplaceOutput,
+    LogNormalOutput,
+    MixtureOutput,
+    NegativeBinomialOutput,
+    NormalFixedScaleOutput,
+    NormalOutput,
+    StudentTOutput,
+)
+from uni2ts.model.moirai import MoiraiFinetune, MoiraiModule, MoiraiPretrain
+from uni2ts.transform import FixedPatchSizeConstraints, GetPatchSize
+
+from finmoirai.builder import IterativeFinancialDatasetBuilder, tokens_per_window
+from finmoirai.params import Knobs, ParamsError, require
+
+logger = logging.getLogger(__name__)
+
+MIXTURE_COMPONENTS = {
+    "student_t": StudentTOutput,
+    "normal": NormalOutput,
+    "normal_fixed_scale": NormalFixedScaleOutput,
+    "laplace": LaplaceOutput,
+    "log_normal": LogNormalOutput,
+    "negative_binomial": NegativeBinomialOutput,
+}
+NLL_KEY = "PackedNLLLoss"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 64
+    num_layers: int = 2
+    max_seq_len: int = 512
+    dropout: float = 0.1
+    mixture: tuple[str, ...] | list[str] = ("student_t", "normal_fixed_scale", "laplace", "log_normal")
+
+    def validate(self) -> None:
+        require(self.d_model >= 64 and self.d_model % 64 == 0, f"param model.d_model: must be a positive multiple of 64 (heads = d_model // 64), got {self.d_model}")
+        require(self.num_layers >= 1, f"param model.num_layers: must be >= 1, got {self.num_layers}")
+        require(self.max_seq_len >= 8, f"param model.max_seq_len: must be >= 8, got {self.max_seq_len}")
+        require(0.0 <= self.dropout < 1.0, f"param model.dropout: must be in [0, 1), got {self.dropout}")
+        unknown = [c for c in self.mixture if c not in MIXTURE_COMPONENTS]
+        require(len(self.mixture) > 0 and not unknown, f"param model.mixture: unknown component(s) {unknown}; known: {', '.join(MIXTURE_COMPONENTS)}")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """What every training stage shares: Lightning hardware settings."""
+
+    accelerator: str = "cpu"
+    devices: int = 1
+    num_nodes: int = 1
+
+    def validate_trainer(self, section: str) -> None:
+        require(self.devices >= 1, f"param {section}.devices: must be >= 1, got {self.devices}")
+        require(self.num_nodes >= 1, f"param {section}.num_nodes: must be >= 1, got {self.num_nodes}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig(TrainerConfig):
+    max_steps: int = 150
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 15
+    min_patches: int = 2
+    min_mask_ratio: float = 0.15
+    max_mask_ratio: float = 0.5
+    max_dim: int = 64
+    val_check_interval: int = 50
+
+    def validate(self) -> None:
+        self.validate_trainer("pretrain")
+        require(self.max_steps >= 1, f"param pretrain.max_steps: must be >= 1, got {self.max_steps}")
+        require(0 <= self.warmup_steps <= self.max_steps, f"param pretrain.warmup_steps: must be in [0, max_steps={self.max_steps}], got {self.warmup_steps}")
+        require(self.batch_size >= 1, f"param pretrain.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.lr > 0, f"param pretrain.lr: must be > 0, got {self.lr}")
+        require(0 < self.min_mask_ratio <= self.max_mask_ratio < 1, "param pretrain.min_mask_ratio/max_mask_ratio: need 0 < min <= max < 1")
+        require(self.min_patches >= 2, f"param pretrain.min_patches: must be >= 2, got {self.min_patches}")
+        require(self.val_check_interval >= 1, f"param pretrain.val_check_interval: must be >= 1, got {self.val_check_interval}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(TrainerConfig):
+    init_from: str = "models/pretrained"
+    max_epochs: int = 4
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    train_distance: int = 24
+    patience: int = 2
+
+    def validate(self) -> None:
+        self.validate_trainer("finetune")
+        require(self.max_epochs >= 1, f"param finetune.max_epochs: must be >= 1, got {self.max_epochs}")
+        require(self.batch_size >= 1, f"param finetune.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.lr > 0, f"param finetune.lr: must be > 0, got {self.lr}")
+        require(self.train_distance >= 1, f"param finetune.train_distance: must be >= 1, got {self.train_distance}")
+        require(self.patience >= 1, f"param finetune.patience: must be >= 1, got {self.patience}")
+        require(bool(self.init_from), "param finetune.init_from: must name a local model folder or a hub id")
+
+
+def new_module(cfg: ModelConfig, patch_size: int) -> MoiraiModule:
+    """A fresh Moirai encoder: one patch size (the experiment knob) and a mixture output."""
+    return MoiraiModule(
+        distr_output=MixtureOutput([MIXTURE_COMPONENTS[c]() for c in cfg.mixture]),
+        d_model=cfg.d_model,
+        num_layers=cfg.num_layers,
+        patch_sizes=(patch_size,),
+        max_seq_len=cfg.max_seq_len,
+        attn_dropout_p=cfg.dropout,
+        dropout_p=cfg.dropout,
+        scaling=True,
+    )
+
+
+def load_module(source: str) -> MoiraiModule:
+    """Load a saved module from a local folder, or from the hub when `source` is a hub id.
+
+    uni2ts treats anything that is not an existing directory as a hub id, which means a
+    network call: a path-like value that does not exist is therefore an error here.
+    """
+    path = Path(source)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{path}: not a saved Moirai model (no config.json)")
+        module = MoiraiModule.from_pretrained(str(path))
+    elif source.startswith((".", "/")) or source.startswith(("models/", "data/")) or source.count("/") != 1:
+        raise ValueError(f"param finetune.init_from: {source} is neither an existing model folder nor a hub id like Salesforce/moirai-1.1-R-small")
+    else:
+        logger.info("loading %s from the Hugging Face hub (needs network)", source)
+        module = MoiraiModule.from_pretrained(source)
+    return module.train()  # from_pretrained returns eval mode
+
+
+def check_window_fits(module: MoiraiModule, knobs: Knobs, num_variates: int) -> None:
+    """Fail before training when one window cannot fit into the model's sequence length."""
+    if knobs.patch_size not in module.patch_sizes:
+        raise ParamsError(f"param patch_size: {knobs.patch_size} is not a patch size of the model (it has {tuple(module.patch_sizes)})")
+    tokens = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, num_variates)
+    if tokens > module.max_seq_len:
+        raise ParamsError(
+            f"params context_length={knobs.context_length}, prediction_length={knobs.prediction_length}, patch_size={knobs.patch_size}: "
+            f"a window of {num_variates} variates needs {tokens} tokens > model max_seq_len {module.max_seq_len}"
+        )
+
+
+class FinancialMoiraiPretrain(MoiraiPretrain):
+    """MoiraiPretrain with a fixed patch size and deterministic validation windows."""
+
+    def __init__(self, *args: Any, fixed_patch_size: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fixed_patch_size = fixed_patch_size
+
+    @property
+    def train_transform_map(self):
+        base = super().train_transform_map
+
+        def transform():
+            chain = base["train"]()
+            for step in chain.transformations:
+                if isinstance(step, GetPatchSize):
+                    step.patch_size_constraints = FixedPatchSizeConstraints(self.fixed_patch_size)
+            return chain
+
+        return {"train": transform}
+
+    # uni2ts builds validation windows only in MoiraiFinetune; the property only needs
+    # hparams.max_dim, module.patch_sizes and seq_fields, which MoiraiPretrain has too.
+    val_transform_map = MoiraiFinetune.val_transform_map
+
+
+class BestWeights(L.Callback):
+    """Keep the weights with the lowest validation NLL in memory (no pickled checkpoints)."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.best: float = math.inf
+        self.state: dict[str, torch.Tensor] | None = None
+        self.step: int = -1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and float(value) < self.best:
+            self.best = float(value)
+            self.step = trainer.global_step
+            self.state = copy.deepcopy(pl_module.module.state_dict())
+
+
+def _seq_collate(model: L.LightningModule, max_len: int, pack: bool):
+    cls = PackCollate if pack else PadCollate
+    return cls(max_length=max_len, seq_fields=model.seq_fields, pad_func_map=model.pad_func_map)
+
+
+def _trainer(cfg: TrainerConfig, live_dir: Path, **kwargs: Any) -> L.Trainer:
+    live_logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+    return L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        logger=live_logger,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        deterministic=False,
+        **kwargs,
+    )
+
+
+def _final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    metrics = trainer.callback_metrics
+    out = {}
+    for split in ("train", "val"):
+        value = metrics.get(f"{split}/{NLL_KEY}")
+        if value is None:
+            value = metrics.get(f"{split}/{NLL_KEY}_epoch")
+        if value is not None:
+            out[f"{split}_nll"] = float(value)
+    return out
+
+
+def pretrain(
+    builder: IterativeFinancialDatasetBuilder,
+    knobs: Knobs,
+    model_cfg: ModelConfig,
+    cfg: PretrainConfig,
+    out_dir: Path,
+    live_dir: Path,
+) -> dict[str, Any]:
+    """Pre-train a fresh Moirai on the training split; write `out_dir` as a HF model folder."""
+    L.seed_everything(knobs.seed, workers=True)
+    num_variates = 1 + len(builder.manifest()["covariates"])
+    module = new_module(model_cfg, knobs.patch_size)
+    check_window_fits(module, knobs, num_variates)
+    model = FinancialMoiraiPretrain(
+        min_patches=cfg.min_patches,
+        min_mask_ratio=cfg.min_mask_ratio,
+        max_mask_ratio=cfg.max_mask_ratio,
+        max_dim=cfg.max_dim,
+        num_training_steps=cfg.max_steps,
+        num_warmup_steps=cfg.warmup_steps,
+        module=module,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        fixed_patch_size=knobs.patch_size,
+    )
+    train_data = builder.load_dataset(model.train_transform_map)
+    train_loader = DataLoader(
+        train_data,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        cycle=True,
+        num_batches_per_epoch=cfg.val_check_interval,
+        collate_fn=_seq_collate(model, model_cfg.max_seq_len, pack=True),
+        drop_last=False,
+    )
+    val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
+    best = BestWeights(f"val/{NLL_KEY}")
+    trainer = _trainer(cfg, live_dir, max_steps=cfg.max_steps, log_every_n_steps=1, callbacks=[best], num_sanity_val_steps=0)
+    started = time.monotonic()
+    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    return _save(model, best, trainer, out_dir, started, {"knobs": asdict(knobs), "model": asdict(model_cfg), "pretrain": asdict(cfg)})
+
+
+def _window_loader(builder, split, model, knobs: Knobs, distance: int, batch_size: int, shuffle: bool = False):
+    """`batch_size` windows per step. Every window has the same token count, so padding
+    to exactly that count wastes nothing (packing would merge a whole epoch into one step)."""
+    num_variates = 1 + len(builder.manifest()["covariates"])
+    max_len = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, num_variates)
+    dataset = builder.load_window_dataset(
+        split,
+        model.val_transform_map if split != "train" else model.train_transform_map,
+        context_length=knobs.context_length,
+        prediction_length=knobs.prediction_length,
+        patch_size=knobs.patch_size,
+        distance=distance,
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=_seq_collate(model, max_len, pack=False),
+        drop_last=False,
+    )
+
+
+def finetune(
+    builder: IterativeFinancialDatasetBuilder,
+    knobs: Knobs,
+    cfg: FinetuneConfig,
+    out_dir: Path,
+    live_dir: Path,
+) -> dict[str, Any]:
+    """Fine-tune on fixed windows of the training split; early-stop on validation NLL."""
+    L.seed_everything(knobs.seed, workers=True)
+    module = load_module(cfg.init_from)
+    num_variates = 1 + len(builder.manifest()["covariates"])
+    check_window_fits(module, knobs, num_variates)
+    model = MoiraiFinetune(
+        min_patches=2,
+        min_mask_ratio=0.1,  # unused by fixed-window fine-tuning, required by the signature
+        max_mask_ratio=0.5,
+        max_dim=max(64, num_variates),
+        num_training_steps=None,
+        num_warmup_steps=0,
+        module=module,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        context_length=knobs.context_length,
+        prediction_length=knobs.prediction_length,
+        patch_size=knobs.patch_size,
+    )
+    train_loader = _window_loader(builder, "train", model, knobs, cfg.train_distance, cfg.batch_size, shuffle=True)
+    val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
+    monitor = f"val/{NLL_KEY}"
+    best = BestWeights(monitor)
+    stopper = L.pytorch.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, mode="min")
+    trainer = _trainer(cfg, live_dir, max_epochs=cfg.max_epochs, log_every_n_steps=1, callbacks=[best, stopper], num_sanity_val_steps=0)
+    started = time.monotonic()
+    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    return _save(model, best, trainer, out_dir, started, {"knobs": asdict(knobs), "finetune": asdict(cfg)})
+
+
+def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: float, config: dict[str, Any]) -> dict[str, Any]:
+    final = _final_metrics(trainer)
+    if best.state is not None:
+        model.module.load_state_dict(best.state)
+    summary = {
+        "train_nll": final.get("train_nll", float("nan")),
+        "val_nll": final.get("val_nll", float("nan")),
+        "best_val_nll": best.best,
+        "best_step": best.step,
+        "steps": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    if not math.isfinite(summary["best_val_nll"]):
+        raise RuntimeError(f"training produced no finite validation NLL (last metrics: {final})")
+    if trainer.is_global_zero:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.module.save_pretrained(str(out_dir))
+        (out_dir / "training.json").write_text(json.dumps(config | {"result": summary}, indent=2, default=str))
+    logger.info("saved %s: %s", out_dir, summary)
+    return summary

@@ -1,0 +1,26 @@
+"""DVC stage `finetune`: MoiraiFinetune from models/pretrained (or a hub id) -> models/finetuned."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from finmoirai import setup_logging  # noqa: E402
+from finmoirai.builder import IterativeFinancialDatasetBuilder  # noqa: E402
+from finmoirai.evaluation import write_json  # noqa: E402
+from finmoirai.model import FinetuneConfig, finetune  # noqa: E402
+from finmoirai.params import knobs, load_params, section  # noqa: E402
+
+
+def main() -> None:
+    setup_logging()
+    params = load_params()
+    top = knobs(params)
+    cfg = section(params, FinetuneConfig, "finetune")
+    builder = IterativeFinancialDatasetBuilder(Path("data/datasets"))
+    result = finetune(builder, top, cfg, Path("models/finetuned"), Path("dvclive/finetune"))
+    write_json(Path("metrics/finetune.json"), result)
+
+
+if __name__ == "__main__":
+    main()

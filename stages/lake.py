@@ -1,0 +1,34 @@
+"""DVC stage `lake`: write the embedded demo lake to data/lake (or only a marker if the
+user points lake.path at their own lake, so the stage output still exists)."""
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from finmoirai import setup_logging  # noqa: E402
+from finmoirai.lake import DEFAULT_LAKE, LakeConfig, is_demo_lake, write_demo_lake  # noqa: E402
+from finmoirai.params import load_params, section  # noqa: E402
+
+logger = logging.getLogger("stages.lake")
+
+
+def main() -> None:
+    setup_logging()
+    cfg = section(load_params(), LakeConfig, "lake")
+    out = Path(DEFAULT_LAKE)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if not is_demo_lake(cfg.path):
+        logger.info("lake.path is %s: using the user lake, not writing the demo lake", cfg.path)
+        (out / "_SKIPPED").touch()
+        return
+    summary = write_demo_lake(out)
+    logger.info("demo lake: %d partitions, %d rows in %s", len(summary), sum(r["rows"] for r in summary), out)
+
+
+if __name__ == "__main__":
+    main()

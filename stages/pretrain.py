@@ -1,0 +1,27 @@
+"""DVC stage `pretrain`: MoiraiPretrain from scratch on the training split -> models/pretrained."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from finmoirai import setup_logging  # noqa: E402
+from finmoirai.builder import IterativeFinancialDatasetBuilder  # noqa: E402
+from finmoirai.evaluation import write_json  # noqa: E402
+from finmoirai.model import ModelConfig, PretrainConfig, pretrain  # noqa: E402
+from finmoirai.params import knobs, load_params, section  # noqa: E402
+
+
+def main() -> None:
+    setup_logging()
+    params = load_params()
+    top = knobs(params)
+    model_cfg = section(params, ModelConfig, "model")
+    cfg = section(params, PretrainConfig, "pretrain")
+    builder = IterativeFinancialDatasetBuilder(Path("data/datasets"))
+    result = pretrain(builder, top, model_cfg, cfg, Path("models/pretrained"), Path("dvclive/pretrain"))
+    write_json(Path("metrics/pretrain.json"), result)
+
+
+if __name__ == "__main__":
+    main()
