@@ -67,7 +67,8 @@ class FeaturesConfig:
     @staticmethod
     def _check_indicator(i: int, spec: dict) -> str:
         key = f"param features.indicators[{i}]"
-        require(isinstance(spec, dict) and isinstance(spec.get("name"), str), f"{key}: needs a 'name' (a pandas-ta function)")
+        require(isinstance(spec, dict) and isinstance(spec.get("name"), str),
+                f"{key}: needs a 'name' (a pandas-ta function)")
         name = spec["name"]
         category = indicator_category(name)
         require(category is not None, f"{key}: {name!r} is not a pandas-ta indicator")
@@ -177,6 +178,11 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
     scalers["log_volume"] = ohlcv_scaler["volume"]
     cov = {c: apply_scaler(df[c], scalers[c]) for c in ("open", "high", "low")}
     cov["log_volume"] = apply_scaler(df["volume"], scalers["log_volume"])
+    # A filled bar's O/H/L and zero volume are not measurements: NaN lets uni2ts mask them
+    # (its log-volume would otherwise sit tens of standard deviations below the mean).
+    unobserved = ~df["observed"].to_numpy(dtype=bool)
+    for col in BASE_COLUMNS:
+        cov[col] = np.where(unobserved, np.nan, cov[col])
     for col in raw.columns:
         scalers[col] = fit_zscore(raw[col], train)
         cov[col] = apply_scaler(raw[col], scalers[col])

@@ -256,7 +256,8 @@ def list_assets(lake_path: str | Path, cfg: ExtractConfig) -> list[tuple[str, st
         raise ValueError(f"lake {lake_path}: symbol(s) under two asset classes: {classes}")
     unknown = [s for s in cfg.symbols if s not in symbols]
     if unknown:
-        raise ValueError(f"lake {lake_path}: symbol(s) {', '.join(unknown)} not in {asked}; available: {', '.join(symbols)}")
+        raise ValueError(f"lake {lake_path}: symbol(s) {', '.join(unknown)} not in {asked}; "
+                         f"available: {', '.join(symbols)}")
     if cfg.symbols:
         found = [p for p in found if p[1] in cfg.symbols]
     return found

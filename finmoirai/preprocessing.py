@@ -42,7 +42,8 @@ class PreprocessConfig:
     def validate(self) -> None:
         require(self.max_fill_bars >= 0, f"param preprocess.max_fill_bars: must be >= 0, got {self.max_fill_bars}")
         require(self.outlier_window >= 3, f"param preprocess.outlier_window: must be >= 3, got {self.outlier_window}")
-        require(self.outlier_threshold > 0, f"param preprocess.outlier_threshold: must be positive, got {self.outlier_threshold}")
+        require(self.outlier_threshold > 0,
+                f"param preprocess.outlier_threshold: must be positive, got {self.outlier_threshold}")
         require(self.min_train_rows >= 1, f"param preprocess.min_train_rows: must be >= 1, got {self.min_train_rows}")
 
 

@@ -82,7 +82,8 @@ def test_fx_summer_opens_sunday_21_utc() -> None:
 
 
 def test_equity_session_grid_and_holidays() -> None:
-    ny = pd.DatetimeIndex([f"2019-07-{d} {h}:30" for d in (15, 17) for h in range(9, 16)]).tz_localize("America/New_York")
+    wall = [f"2019-07-{d} {h}:30" for d in (15, 17) for h in range(9, 16)]
+    ny = pd.DatetimeIndex(wall).tz_localize("America/New_York")
     utc = ny.tz_convert("UTC")
     raw = bars(utc.delete(2))  # Monday 11:30 missing; Tuesday 16th has no data at all = holiday
     out, q = clean_asset(raw, "equity", CFG)
@@ -129,7 +130,8 @@ def test_hampel_replaces_a_spike() -> None:
     assert q["outliers_replaced"] == 1 and not out.loc[50, "observed"]
     neighbours = raw.loc[[49, 51], "close"]
     assert neighbours.min() * 0.98 < out.loc[50, "close"] < neighbours.max() * 1.02
-    assert out.loc[50, "high"] >= out.loc[50, ["open", "close"]].max() and out.loc[50, "high"] < raw.loc[49, "close"] * 2
+    assert out.loc[50, "high"] >= out.loc[50, ["open", "close"]].max()
+    assert out.loc[50, "high"] < raw.loc[49, "close"] * 2
     assert out["observed"].sum() == 99
 
 
