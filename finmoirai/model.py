@@ -56,6 +56,9 @@ MIXTURE_COMPONENTS = {
     "negative_binomial": NegativeBinomialOutput,
 }
 NLL_KEY = "PackedNLLLoss"
+# uni2ts logs with on_step=log_on_step and on_epoch=True; with per-step curves on, Lightning
+# suffixes the epoch aggregate with `_epoch`, which is what early stopping must watch.
+VAL_NLL = f"val/{NLL_KEY}_epoch"
 
 
 @dataclass(frozen=True)
@@ -244,9 +247,7 @@ def _final_metrics(trainer: L.Trainer) -> dict[str, float]:
     metrics = trainer.callback_metrics
     out = {}
     for split in ("train", "val"):
-        value = metrics.get(f"{split}/{NLL_KEY}")
-        if value is None:
-            value = metrics.get(f"{split}/{NLL_KEY}_epoch")
+        value = metrics.get(f"{split}/{NLL_KEY}_epoch")
         if value is not None:
             out[f"{split}_nll"] = float(value)
     return out
@@ -275,6 +276,7 @@ def pretrain(
         module=module,
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
+        log_on_step=True,
         fixed_patch_size=knobs.patch_size,
     )
     train_data = builder.load_dataset(model.train_transform_map)
@@ -288,7 +290,7 @@ def pretrain(
         drop_last=False,
     )
     val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
-    best = BestWeights(f"val/{NLL_KEY}")
+    best = BestWeights(VAL_NLL)
     trainer = _trainer(cfg, live_dir, max_steps=cfg.max_steps, log_every_n_steps=1, callbacks=[best], num_sanity_val_steps=0)
     started = time.monotonic()
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
@@ -339,15 +341,15 @@ def finetune(
         module=module,
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
+        log_on_step=True,
         context_length=knobs.context_length,
         prediction_length=knobs.prediction_length,
         patch_size=knobs.patch_size,
     )
     train_loader = _window_loader(builder, "train", model, knobs, cfg.train_distance, cfg.batch_size, shuffle=True)
     val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
-    monitor = f"val/{NLL_KEY}"
-    best = BestWeights(monitor)
-    stopper = L.pytorch.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, mode="min")
+    best = BestWeights(VAL_NLL)
+    stopper = L.pytorch.callbacks.EarlyStopping(monitor=VAL_NLL, patience=cfg.patience, mode="min")
     trainer = _trainer(cfg, live_dir, max_epochs=cfg.max_epochs, log_every_n_steps=1, callbacks=[best, stopper], num_sanity_val_steps=0)
     started = time.monotonic()
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)

@@ -26,7 +26,8 @@ def test_pretrain_then_finetune_real_uni2ts(builder, tmp_path):
     result = pretrain(builder, KNOBS, ModelConfig(max_seq_len=256), cfg, tmp_path / "pre", tmp_path / "live_pre")
     assert np.isfinite(result["best_val_nll"]) and result["steps"] == 4
     assert (tmp_path / "pre" / "model.safetensors").is_file()
-    assert (tmp_path / "live_pre" / "plots" / "metrics" / "val" / "PackedNLLLoss.tsv").is_file()
+    assert (tmp_path / "live_pre" / "plots" / "metrics" / "val" / "PackedNLLLoss_epoch.tsv").is_file()
+    assert (tmp_path / "live_pre" / "plots" / "metrics" / "train" / "PackedNLLLoss_step.tsv").is_file()
     reloaded = load_module(str(tmp_path / "pre"))
     assert reloaded.training  # ready to fine-tune, not left in eval mode
     assert tuple(reloaded.patch_sizes) == (16,)

@@ -1,0 +1,110 @@
+"""End to end: real `dvc repro` and `dvc exp run` in a temporary git + DVC copy of the repo."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+TINY = {
+    "patch_size": 16,
+    "context_length": 64,
+    "prediction_length": 16,
+    "extract": {"symbols": ["BTC", "ETH", "SPY"], "asset_classes": ["crypto", "equity"], "years": [2018, 2019]},
+    "features": {"market_proxy": {"crypto": "BTC", "equity": "SPY"}},
+    "model": {"num_layers": 1, "max_seq_len": 256},
+    "pretrain": {"max_steps": 4, "warmup_steps": 1, "batch_size": 4, "val_check_interval": 2},
+    "finetune": {"max_epochs": 1, "batch_size": 16, "train_distance": 400},
+    "evaluate": {"stride": 240, "num_samples": 20, "plot_assets": 1},
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A copy of the tracked files, its own git history and DVC cache, tiny params."""
+    dest = tmp_path_factory.mktemp("repo")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for rel in filter(None, tracked.split("\0")):
+        if rel == "dvc.lock" or not (REPO / rel).exists():
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target)
+    params = _merge(yaml.safe_load((dest / "params.yaml").read_text()), TINY)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "config", "user.email", "test@example.com"],
+        ["git", "config", "user.name", "test"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "tiny copy"],
+    ):
+        _run(cmd, dest)
+    return dest
+
+
+def _metrics(repo: Path) -> dict:
+    return json.loads((repo / "metrics" / "evaluate.json").read_text())
+
+
+def test_repro_runs_every_stage_and_metrics_are_finite(repo):
+    out = _run(["dvc", "repro"], repo)
+    for stage in ("lake", "extract", "preprocess", "features", "build", "pretrain", "finetune", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    metrics = _metrics(repo)
+    for model in ("moirai", "random_walk"):
+        for name in ("crps", "msis", "mse", "mae", "mase"):
+            assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
+    assert metrics["moirai"]["windows"] > 0
+    for stage in ("pretrain", "finetune"):
+        nll = json.loads((repo / "metrics" / f"{stage}.json").read_text())
+        assert math.isfinite(nll["val_nll"]) and math.isfinite(nll["train_nll"])
+    assert (repo / "models" / "finetuned" / "model.safetensors").is_file()
+    assert list((repo / "plots" / "forecasts").glob("*.png"))
+    assert not (repo / "data" / "datasets" / ".tmp").exists()
+    shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0]
+    for column in ("moirai.crps", "moirai.msis", "moirai.mse", "moirai.mae", "val_nll"):
+        assert column in shown, shown
+
+
+def test_second_repro_does_nothing(repo):
+    out = _run(["dvc", "repro"], repo)
+    assert "Running stage" not in out, out
+    status = _run(["dvc", "status"], repo)
+    assert "up to date" in status.lower(), status
+
+
+def test_patch_size_experiment_reruns_only_model_stages(repo):
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "baseline run"], repo)
+    out = _run(["dvc", "exp", "run", "-S", "patch_size=32"], repo)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"pretrain", "finetune", "evaluate"}, out
+    assert math.isfinite(_metrics(repo)["moirai"]["crps"])
