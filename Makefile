@@ -1,12 +1,14 @@
 # `make repro`: set up .venv (once) and run the whole DVC pipeline.
 # `make test`:  set up .venv (once) and run the test suite.
+# `make bench`: set up .venv (once) and benchmark the data stages on synthetic lakes
+#               (BENCH_ARGS="--sizes 20 --years 1" for a quick run).
 # Setup is idempotent: the stamp file is only rebuilt when a requirements file changes.
 PYTHON ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: repro test setup
+.PHONY: repro test setup bench
 
 setup: $(STAMP)
 
@@ -22,3 +24,7 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python bench/data_pipeline.py $(BENCH_ARGS)

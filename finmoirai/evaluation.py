@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +42,38 @@ METRIC_NAMES = {
 }
 
 
+BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
+HEADLINE_BASELINE = "rw_ewma"
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     stride: int = 24
     num_samples: int = 100
     batch_size: int = 32
     plot_assets: int = 3
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    lookback: int = 500  # bars of history the statistical baselines fit on
+    season_length: dict[str, int] = field(default_factory=lambda: {"crypto": 24, "fx": 24, "equity": 7})
+    transaction_cost_bps: float = 5.0
+    sizing: str = "sign"
+    lake_path: str | None = None  # evaluate on another lake with the trained model
+    symbols: list[str] = field(default_factory=list)
+    asset_classes: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         require(self.stride >= 1, f"param evaluate.stride: must be >= 1, got {self.stride}")
         require(self.num_samples >= 10, f"param evaluate.num_samples: must be >= 10, got {self.num_samples}")
         require(self.batch_size >= 1, f"param evaluate.batch_size: must be >= 1, got {self.batch_size}")
         require(self.plot_assets >= 0, f"param evaluate.plot_assets: must be >= 0, got {self.plot_assets}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        require(not unknown, f"param evaluate.baselines: unknown {unknown}; known: {', '.join(BASELINES)}")
+        require(HEADLINE_BASELINE in self.baselines, f"param evaluate.baselines: must include {HEADLINE_BASELINE} (the skill reference)")
+        require(self.lookback >= 50, f"param evaluate.lookback: must be >= 50, got {self.lookback}")
+        require(all(v >= 1 for v in self.season_length.values()), "param evaluate.season_length: lengths must be >= 1")
+        require(self.transaction_cost_bps >= 0, f"param evaluate.transaction_cost_bps: must be >= 0, got {self.transaction_cost_bps}")
+        require(self.sizing in ("sign", "confidence"), f"param evaluate.sizing: 'sign' or 'confidence', got {self.sizing!r}")
+        require(self.lake_path is not None or not (self.symbols or self.asset_classes), "param evaluate.symbols/asset_classes: only used with evaluate.lake_path")
 
 
 @dataclass
@@ -68,6 +88,7 @@ class AssetSeries:
     observed: np.ndarray  # (T,) bool
     test_start: int
     to_price: Callable[[np.ndarray], np.ndarray]
+    asset_class: str = ""
 
 
 @dataclass
@@ -176,19 +197,6 @@ def gluonts_metrics(windows: Sequence[Windows], model: str, context_length: int,
     return {METRIC_NAMES[name]: float(row[name]) for name in METRIC_NAMES}
 
 
-def summarise(windows: Sequence[Windows], models: Sequence[str], context_length: int, prediction_length: int) -> dict[str, Any]:
-    """Pooled and per-asset metrics per model, plus the mean of per-asset (scale-free) CRPS."""
-    result: dict[str, Any] = {"models": {}, "per_asset": {}}
-    for model in models:
-        pooled = gluonts_metrics(windows, model, context_length, prediction_length)
-        per_asset = {w.series.symbol: gluonts_metrics([w], model, context_length, prediction_length) for w in windows}
-        pooled["crps_asset_mean"] = float(np.mean([m["crps"] for m in per_asset.values()]))
-        result["models"][model] = pooled
-        for symbol, values in per_asset.items():
-            result["per_asset"].setdefault(symbol, {})[model] = values
-    return result
-
-
 def plot_fan_chart(w: Windows, model: str, path: Path, max_windows: int = 10) -> None:
     """History, truth, median and 50%/90% bands of the last `max_windows` forecasts."""
     import matplotlib
@@ -222,67 +230,167 @@ def plot_fan_chart(w: Windows, model: str, path: Path, max_windows: int = 10) ->
     plt.close(fig)
 
 
-def run_windows(
-    series_list: Sequence[AssetSeries],
-    module: MoiraiModule,
-    context_length: int,
-    prediction_length: int,
-    patch_size: int,
-    cfg: EvaluateConfig,
-    seed: int,
-) -> tuple[list[Windows], list[str]]:
-    """Forecast every test window of every asset with the model and the random walk."""
-    torch.manual_seed(seed)
-    windows, skipped = [], []
-    for n, s in enumerate(tqdm(series_list, desc="evaluate assets", unit="asset")):
-        origins = origins_for(s.test_start, len(s.price), context_length, prediction_length, cfg.stride)
-        if len(origins) == 0:
-            skipped.append(s.symbol)
-            continue
-        samples = {
-            "moirai": moirai_samples(module, s, origins, context_length, prediction_length, patch_size, cfg.num_samples, cfg.batch_size),
-            "random_walk": random_walk_samples(s, origins, context_length, prediction_length, cfg.num_samples, seed + n),
-        }
-        windows.append(Windows(series=s, origins=origins, samples=samples))
-    if skipped:
-        logger.warning("no full test window (context %d + horizon %d) for %s: not evaluated", context_length, prediction_length, ", ".join(skipped))
-    if not windows:
-        raise ValueError("no asset has a full test window: shorten context_length/prediction_length or move split.val_end earlier")
-    return windows, skipped
-
-
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=False))
 
 
-def load_series(builder, features_dir: Path, scalers: dict[str, Any]) -> list[AssetSeries]:
-    """Every asset of the test split: model inputs from the built dataset, truth and
-    timestamps from the feature files, and the close scaler to get back to prices."""
+def load_series(features_dir: Path, scalers: dict[str, Any], val_end: pd.Timestamp, covariates: Sequence[str] | None = None) -> list[AssetSeries]:
+    """Every asset of a features directory as model inputs (z units) and truth (prices).
+
+    `covariates` is the variate list the model was trained with: a features directory built
+    with different indicators cannot be fed to that model, and that is an error here.
+    """
     from finmoirai.preprocessing import invert_scaler
 
-    hf = builder.hf_dataset("test")
+    features_dir = Path(features_dir)
+    manifest = json.loads((features_dir / "manifest.json").read_text())
+    names = list(manifest["covariates"])
+    if covariates is not None and list(covariates) != names:
+        raise ValueError(f"{features_dir}: covariates {names} differ from the model's training covariates {list(covariates)}")
     out = []
-    for row in range(len(hf)):
-        item = hf[row]
-        symbol = item["item_id"]
-        frame = pd.read_parquet(Path(features_dir) / f"{symbol}.parquet").sort_values("timestamp")
-        target = np.asarray(item["target"], dtype=np.float64)
-        if len(frame) != len(target):
-            raise ValueError(f"{symbol}: test dataset has {len(target)} bars but {features_dir}/{symbol}.parquet has {len(frame)}: rerun build")
+    for asset in manifest["assets"]:
+        symbol = asset["symbol"]
+        frame = pd.read_parquet(features_dir / f"{symbol}.parquet").sort_values("timestamp").reset_index(drop=True)
         if symbol not in scalers or "close" not in scalers[symbol]:
             raise ValueError(f"{symbol}: no close scaler in the preprocess scalers file")
-        entry = scalers[symbol]["close"]
+        observed = frame["observed"].to_numpy(dtype=bool)
+        target = frame["target"].to_numpy(dtype=np.float64).copy()
+        target[~observed] = np.nan
         out.append(
             AssetSeries(
                 symbol=symbol,
                 timestamps=pd.DatetimeIndex(frame["timestamp"]),
                 target_z=target,
-                covariates=np.asarray(item["past_feat_dynamic_real"], dtype=np.float64).T,
+                covariates=frame[names].to_numpy(dtype=np.float64),
                 price=frame["close_raw"].to_numpy(dtype=np.float64),
-                observed=frame["observed"].to_numpy(dtype=bool),
-                test_start=int(item["split_start"]),
-                to_price=lambda z, e=entry: invert_scaler(z, e),
+                observed=observed,
+                test_start=int(pd.DatetimeIndex(frame["timestamp"]).searchsorted(val_end)),
+                to_price=lambda z, e=scalers[symbol]["close"]: invert_scaler(z, e),
+                asset_class=asset.get("asset_class", ""),
             )
         )
     return out
+
+
+# ----------------------------------------------------------------------------- the suite
+SampleFn = Callable[[AssetSeries, np.ndarray, int], np.ndarray]
+
+
+def forecasters(modules: dict[str, MoiraiModule], context_length: int, prediction_length: int, patch_size: int, cfg: EvaluateConfig) -> dict[str, SampleFn]:
+    """Every model under evaluation as (series, origins, seed) -> sample paths (W, S, H)."""
+    from finmoirai import baselines
+
+    ctx, h, n = context_length, prediction_length, cfg.num_samples
+    fns: dict[str, SampleFn] = {
+        name: (lambda s, o, seed, m=module: moirai_samples(m, s, o, ctx, h, patch_size, n, cfg.batch_size))
+        for name, module in modules.items()
+    }
+    available: dict[str, SampleFn] = {
+        "random_walk": lambda s, o, seed: random_walk_samples(s, o, ctx, h, n, seed),
+        "rw_ewma": lambda s, o, seed: baselines.ewma_random_walk_samples(s, o, ctx, h, n, seed, lookback=cfg.lookback),
+        "garch_t": lambda s, o, seed: baselines.garch_t_samples(s, o, ctx, h, n, seed, lookback=cfg.lookback),
+        "seasonal_naive": lambda s, o, seed: baselines.seasonal_naive_samples(
+            s, o, ctx, h, n, seed, season_length=season_for(s, cfg), lookback=cfg.lookback
+        ),
+        "auto_ets": lambda s, o, seed: baselines.auto_ets_samples(
+            s, o, ctx, h, n, seed, season_length=season_for(s, cfg), lookback=cfg.lookback
+        ),
+    }
+    return fns | {name: available[name] for name in cfg.baselines}
+
+
+def season_for(series: AssetSeries, cfg: EvaluateConfig) -> int:
+    if series.asset_class not in cfg.season_length:
+        raise ValueError(f"{series.symbol}: no evaluate.season_length for asset class {series.asset_class!r}")
+    return cfg.season_length[series.asset_class]
+
+
+def run_windows(
+    series_list: Sequence[AssetSeries],
+    fns: dict[str, SampleFn],
+    context_length: int,
+    prediction_length: int,
+    stride: int,
+    seed: int,
+) -> tuple[list[Windows], list[str], dict[str, float]]:
+    """Forecast every test window of every asset with every model; seconds spent per model."""
+    import time
+
+    torch.manual_seed(seed)
+    windows, skipped = [], []
+    seconds = dict.fromkeys(fns, 0.0)
+    for n, s in enumerate(tqdm(series_list, desc="evaluate assets", unit="asset")):
+        origins = origins_for(s.test_start, len(s.price), context_length, prediction_length, stride)
+        if len(origins) == 0:
+            skipped.append(s.symbol)
+            continue
+        samples = {}
+        for name, fn in fns.items():
+            started = time.monotonic()
+            samples[name] = fn(s, origins, seed + n)
+            seconds[name] += time.monotonic() - started
+        windows.append(Windows(series=s, origins=origins, samples=samples))
+    if skipped:
+        logger.warning("no full test window (context %d + horizon %d) for %s: not evaluated", context_length, prediction_length, ", ".join(skipped))
+    if not windows:
+        raise ValueError("no asset has a full test window: shorten context_length/prediction_length or move split.val_end earlier")
+    return windows, skipped, seconds
+
+
+def truth_matrix(w: Windows, prediction_length: int) -> np.ndarray:
+    """(W, H) realised prices, NaN on filled bars (they are not scored)."""
+    idx = w.origins[:, None] + np.arange(prediction_length)[None, :]
+    return np.where(w.series.observed[idx], w.series.price[idx], np.nan)
+
+
+def summarise(windows: Sequence[Windows], models: Sequence[str], context_length: int, prediction_length: int, cfg: EvaluateConfig) -> dict[str, Any]:
+    """Every number the report shows, per model: pooled, per asset, per step, calibration, trading."""
+    from finmoirai import calibration, trading
+
+    result: dict[str, Any] = {"models": {}, "per_asset": {}, "per_step": {}, "coverage": {}, "pit": {}, "equity": {}}
+    for model in models:
+        pooled = gluonts_metrics(windows, model, context_length, prediction_length)
+        per_asset = {w.series.symbol: gluonts_metrics([w], model, context_length, prediction_length) for w in windows}
+        pooled["crps_asset_mean"] = float(np.mean([m["crps"] for m in per_asset.values()]))
+        samples = np.concatenate([w.samples[model] for w in windows])
+        truth = np.concatenate([truth_matrix(w, prediction_length) for w in windows])
+        coverage = calibration.interval_coverage(samples, truth)
+        pooled |= {f"coverage_{int(round(level * 100))}": float(v) for level, v in coverage.items()}
+        result["coverage"][model] = {float(k): float(v) for k, v in coverage.items()}
+        result["pit"][model] = [int(c) for c in calibration.pit_histogram(calibration.pit_values(samples, truth, seed=0))]
+        result["per_step"][model] = np.mean(
+            [calibration.quantile_crps_per_step(w.samples[model], truth_matrix(w, prediction_length)) for w in windows], axis=0
+        ).tolist()
+        trades = {w.series.symbol: asset_trading(w, model, cfg) for w in windows}
+        for symbol, (metrics, _) in trades.items():
+            per_asset[symbol] |= metrics
+        pooled |= {f"{k}": float(np.nanmean([m[k] for m, _ in trades.values()])) for k in TRADING_KEYS}
+        result["equity"][model] = portfolio_returns([r for _, r in trades.values()])
+        result["models"][model] = pooled
+        for symbol, values in per_asset.items():
+            result["per_asset"].setdefault(symbol, {})[model] = values
+    reference = result["models"][HEADLINE_BASELINE]["crps_asset_mean"]
+    for model, values in result["models"].items():
+        values["skill"] = 1.0 - values["crps_asset_mean"] / reference
+    return result
+
+
+TRADING_KEYS = ("directional_accuracy", "sharpe", "max_drawdown", "turnover")
+
+
+def asset_trading(w: Windows, model: str, cfg: EvaluateConfig) -> tuple[dict[str, float], pd.Series]:
+    """Trading metrics of the documented rule on one asset (see finmoirai.trading)."""
+    from finmoirai import trading
+
+    returns, positions, info = trading.strategy_returns(
+        w.series, w.origins, w.samples[model], stride=cfg.stride, cost_bps=cfg.transaction_cost_bps, sizing=cfg.sizing
+    )
+    metrics = trading.trading_metrics(returns, positions, trading.periods_per_year(w.series.asset_class), info)
+    return {k: float(metrics[k]) for k in TRADING_KEYS}, returns
+
+
+def portfolio_returns(returns: Sequence[pd.Series]) -> pd.Series:
+    """Equal-weight portfolio of the per-asset strategies (an asset earns 0 off its calendar)."""
+    frame = pd.concat(list(returns), axis=1).fillna(0.0)
+    return frame.mean(axis=1).sort_index()

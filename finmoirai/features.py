@@ -9,6 +9,7 @@ Warm-up NaNs are kept: uni2ts treats NaN as unobserved.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -22,7 +23,7 @@ import pandas_ta as ta
 from tqdm import tqdm
 
 from finmoirai.params import ParamsError, SplitConfig, require
-from finmoirai.preprocessing import apply_scaler, safe_std
+from finmoirai.preprocessing import apply_scaler, map_assets, resolve_workers, safe_std
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,10 @@ class FeaturesConfig:
     regime_window: int
     regime_vol_quantile: float
     regime_adx_threshold: float
+    workers: int = 1  # processes across assets; 0 = all cores when there are enough assets
 
     def validate(self) -> None:
+        require(self.workers >= 0, f"param features.workers: must be >= 0, got {self.workers}")
         covered = {self._check_indicator(i, spec) for i, spec in enumerate(self.indicators)}
         missing = [c for c in REQUIRED_CATEGORIES if c not in covered]
         require(not missing, f"param features.indicators: no indicator of category {', '.join(missing)} "
@@ -137,15 +140,17 @@ def cross_asset(close: pd.Series, proxy_close: pd.Series, window: int) -> pd.Dat
 # --------------------------------------------------------------------------- regime
 
 
-def regime(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig) -> pd.DataFrame:
+def regime(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig, adx: pd.Series | None = None) -> pd.DataFrame:
     """One-hot regime: volatile (realised vol above its training quantile), else trending
-    (ADX above threshold), else ranging. NaN while vol or ADX is still warming up."""
+    (ADX above threshold), else ranging. NaN while vol or ADX is still warming up.
+    `adx`: the ADX_14 series when the indicators already computed it (same numbers)."""
     vol = np.log(df["close"]).diff().rolling(cfg.regime_window).std()
     train_vol = vol[(df.index < split.train_end_ts)].dropna()
     if train_vol.empty:
         raise ValueError("no training-period bars to fit the regime volatility threshold")
     threshold = float(train_vol.quantile(cfg.regime_vol_quantile))
-    adx = ta.adx(df["high"], df["low"], df["close"], length=ADX_LENGTH)[f"ADX_{ADX_LENGTH}"]
+    if adx is None:
+        adx = ta.adx(df["high"], df["low"], df["close"], length=ADX_LENGTH)[f"ADX_{ADX_LENGTH}"]
     volatile = vol > threshold
     trending = ~volatile & (adx > cfg.regime_adx_threshold)
     ranging = ~volatile & ~trending
@@ -172,7 +177,8 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
     """Normalised feature frame of one asset (timestamp, observed, close_raw, target, covariates)."""
     df = df.set_index("timestamp")
     train = pd.Series((df.index < split.train_end_ts) & df["observed"].to_numpy(), index=df.index)
-    raw = pd.concat([compute_indicators(df, cfg.indicators),
+    indicators = compute_indicators(df, cfg.indicators)
+    raw = pd.concat([indicators,
                      cross_asset(df["close"], proxy.set_index("timestamp")["close"], cfg.cross_window)], axis=1)
     scalers = {c: ohlcv_scaler[c] for c in ("open", "high", "low")}
     scalers["log_volume"] = ohlcv_scaler["volume"]
@@ -186,7 +192,10 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
     for col in raw.columns:
         scalers[col] = fit_zscore(raw[col], train)
         cov[col] = apply_scaler(raw[col], scalers[col])
-    for col, series in regime(df, split, cfg).items():
+    same_adx = any(spec["name"] == "adx" and indicator_kwargs(spec) == {"length": ADX_LENGTH}
+                   for spec in cfg.indicators)
+    adx = indicators[f"ADX_{ADX_LENGTH}"] if same_adx else None
+    for col, series in regime(df, split, cfg, adx).items():
         scalers[col] = {"mean": 0.0, "std": 1.0, "transform": "identity"}  # one-hot stays 0/1
         cov[col] = series.to_numpy()
     out = pd.DataFrame({"timestamp": df.index, "observed": df["observed"].to_numpy(),
@@ -211,8 +220,42 @@ def check_proxies(assets: list[dict], cfg: FeaturesConfig) -> None:
                              f"(assets: {', '.join(sorted(symbols))})")
 
 
+_PROXIES: dict[str, pd.DataFrame] = {}  # per process: each market proxy is read once
+
+
+def _proxy(path: Path) -> pd.DataFrame:
+    key = str(path)
+    if key not in _PROXIES:
+        _PROXIES[key] = pd.read_parquet(path, columns=["timestamp", "close"])
+    return _PROXIES[key]
+
+
+def features_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig, cfg: FeaturesConfig,
+                 ohlcv_scaler: dict[str, dict]) -> tuple[list[str], dict[str, dict], str]:
+    """Features of one asset written to `out_dir`; returns (covariates, scalers, first complete row)."""
+    sym = asset["symbol"]
+    df = pd.read_parquet(in_dir / f"{sym}.parquet")
+    proxy = _proxy(in_dir / f"{cfg.market_proxy[asset['asset_class']]}.parquet")
+    try:
+        out, scalers = asset_features(df, proxy, split, cfg, ohlcv_scaler)
+    except ValueError as e:
+        raise ValueError(f"asset {sym}: {e}") from None
+    names = list(out.columns[4:])
+    _check_columns(sym, out, names, None)
+    out.to_parquet(out_dir / f"{sym}.parquet", index=False)
+    return names, scalers, _first_complete(out, names)
+
+
+def _features_task(item: tuple[dict, dict], **kw: Any) -> tuple[list[str], dict[str, dict], str]:
+    asset, scaler = item
+    return features_one(asset, ohlcv_scaler=scaler, **kw)
+
+
 def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_dir: str | Path) -> dict:
-    """Write one normalised feature parquet per asset, manifest.json and scalers.json."""
+    """Write one normalised feature parquet per asset, manifest.json and scalers.json.
+
+    Streams: each worker process holds one asset plus the (small) close series of the market
+    proxies, read once per process; `cfg.workers` processes run side by side."""
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     assets = json.loads((in_dir / "manifest.json").read_text())["assets"]
     ohlcv_scalers = json.loads((in_dir / "scalers.json").read_text())
@@ -220,29 +263,30 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
+    workers = resolve_workers(cfg.workers, len(assets))
+    logger.info("features: %d assets on %d process(es)", len(assets), workers)
+    task = functools.partial(_features_task, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg)
     covariates: list[str] | None = None
     scalers = {}
-    for asset in tqdm(assets, desc="features", leave=False):
-        sym = asset["symbol"]
-        df = pd.read_parquet(in_dir / f"{sym}.parquet")
-        proxy = pd.read_parquet(in_dir / f"{cfg.market_proxy[asset['asset_class']]}.parquet")
-        try:
-            out, scalers[sym] = asset_features(df, proxy, split, cfg, ohlcv_scalers[sym])
-        except ValueError as e:
-            raise ValueError(f"asset {sym}: {e}") from None
-        names = list(out.columns[4:])
-        covariates = _check_columns(sym, out, names, covariates)
-        out.to_parquet(out_dir / f"{sym}.parquet", index=False)
-        logger.info("%s: %d rows, %d covariates, first fully-defined row %s", sym, len(out), len(names),
-                    _first_complete(out, names))
+    try:
+        results = map_assets(task, [(a, ohlcv_scalers[a["symbol"]]) for a in assets], workers)
+        for asset, (names, scaler, first) in zip(assets, tqdm(results, total=len(assets), desc="features",
+                                                              leave=False)):
+            sym = asset["symbol"]
+            covariates = _check_columns(sym, None, names, covariates)
+            scalers[sym] = scaler
+            logger.info("%s: %d rows, %d covariates, first fully-defined row %s", sym, asset.get("rows_out", -1),
+                        len(names), first)
+    finally:
+        _PROXIES.clear()
     manifest = {"target": "close", "covariates": covariates, "assets": assets}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     (out_dir / "scalers.json").write_text(json.dumps(scalers, indent=2))
     return manifest
 
 
-def _check_columns(sym: str, out: pd.DataFrame, names: list[str], expected: list[str] | None) -> list[str]:
-    empty = [c for c in names if out[c].isna().all()]
+def _check_columns(sym: str, out: pd.DataFrame | None, names: list[str], expected: list[str] | None) -> list[str]:
+    empty = [] if out is None else [c for c in names if out[c].isna().all()]
     if empty:
         raise ValueError(f"asset {sym}: covariate column {empty[0]} is all NaN")
     if expected is not None and names != expected:

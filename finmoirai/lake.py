@@ -32,14 +32,31 @@ HIVE_SCHEMA = {"asset_class": pl.String, "frequency": pl.String, "symbol": pl.St
 CRYPTO_SYMBOLS = ["BTC", "ETH", "LTC", "XRP", "EOS"]
 
 
+SOURCES = ("demo", "synthetic")
+
+
 @dataclasses.dataclass(frozen=True)
 class LakeConfig:
-    """Where extract reads the lake from; the default is the demo lake the lake stage writes."""
+    """Where extract reads the lake from; the default is the demo lake the lake stage writes.
+
+    `source` says what the lake stage writes to the default location: the embedded real
+    `demo` lake, or a `synthetic` market (finmoirai.synthetic, sized by `synthetic`)."""
 
     path: str
+    source: str = "demo"
+    synthetic: dict = dataclasses.field(default_factory=dict)
 
     def validate(self) -> None:
         require(bool(self.path.strip()), "param lake.path: must not be empty")
+        require(self.source in SOURCES, f"param lake.source: {self.source!r} is not one of {', '.join(SOURCES)}")
+        if self.source == "synthetic":
+            self.synthetic_config()
+
+    def synthetic_config(self):
+        from finmoirai.params import parse_section
+        from finmoirai.synthetic import SyntheticConfig
+
+        return parse_section(SyntheticConfig, self.synthetic, "lake.synthetic")
 
 
 def is_demo_lake(path: str | Path) -> bool:
@@ -235,17 +252,48 @@ def _diagnose(lake_path: Path, symbol: str | None, error: BaseException) -> Valu
     return ValueError(f"lake {lake_path}: cannot read{f' symbol {symbol}' if symbol else ''} ({_first_line(error)})")
 
 
+def _partition(name: str, key: str) -> str | None:
+    prefix = f"{key}="
+    return name[len(prefix):] if name.startswith(prefix) else None
+
+
+def _year_files(symbol_dir: Path, years: list[int]) -> list[Path]:
+    """Parquet files of the selected years under one symbol's partition, in year order."""
+    files = []
+    for year in sorted(years):
+        files += sorted(p for p in (symbol_dir / f"year={year}").glob("*.parquet") if p.is_file())
+    return files
+
+
+def _asset_dirs(lake_path: Path, cfg: ExtractConfig) -> dict[tuple[str, str], list[Path]]:
+    """Partition pruning on the directory tree: (asset_class, symbol) -> its selected files.
+
+    Only the directories of the selected classes and frequency are listed, and only the
+    selected years' files are returned; nothing outside the selection is opened."""
+    found: dict[tuple[str, str], list[Path]] = {}
+    for asset_class in cfg.asset_classes:
+        base = lake_path / f"asset_class={asset_class}" / f"frequency={cfg.frequency}"
+        if not base.is_dir():
+            continue
+        for d in sorted(base.iterdir()):
+            sym = _partition(d.name, "symbol")
+            if sym is None or not d.is_dir():
+                continue
+            files = _year_files(d, cfg.years)
+            if files:
+                found[(asset_class, sym)] = files
+    return found
+
+
 def list_assets(lake_path: str | Path, cfg: ExtractConfig) -> list[tuple[str, str]]:
     """(asset_class, symbol) pairs in the selected partitions, checking the selection is sane."""
     lake_path = Path(lake_path)
-    everything = ExtractConfig(cfg.asset_classes, cfg.frequency, cfg.years, [])
-    try:
-        pairs = scan_lake(lake_path, everything).select("asset_class", "symbol").unique().collect()
-    except ValueError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise _diagnose(lake_path, None, e) from None
-    found = sorted(zip(pairs["asset_class"].to_list(), pairs["symbol"].to_list()), key=lambda p: (p[1], p[0]))
+    if not lake_path.is_dir():
+        raise ValueError(f"lake {lake_path}: directory does not exist")
+    selected = _asset_dirs(lake_path, cfg)
+    if not selected and not next(lake_path.glob("**/*.parquet"), None):
+        raise ValueError(f"lake {lake_path}: no parquet files found")
+    found = sorted(selected, key=lambda p: (p[1], p[0]))
     asked = f"asset_classes={cfg.asset_classes} frequency={cfg.frequency} years={cfg.years}"
     if not found:
         raise ValueError(f"lake {lake_path}: empty selection, no data for {asked}")
@@ -263,26 +311,37 @@ def list_assets(lake_path: str | Path, cfg: ExtractConfig) -> list[tuple[str, st
     return found
 
 
-def _collect_symbol(lake_path: Path, cfg: ExtractConfig, symbol: str) -> pd.DataFrame:
-    """Collect one asset from the lake as a clean float64 frame sorted by UTC timestamp."""
-    lf = scan_lake(lake_path, cfg).filter(pl.col("symbol") == symbol)
-    try:
-        df = lf.collect()
-    except Exception as e:  # noqa: BLE001
-        raise _diagnose(lake_path, symbol, e) from None
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"lake {lake_path}: symbol {symbol}: column {missing[0]} missing")
-    ts = df["timestamp"]
-    if not isinstance(ts.dtype, pl.Datetime):
-        raise ValueError(f"lake {lake_path}: symbol {symbol}: timestamp has type {ts.dtype}, expected a datetime")
-    ts = ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
-    df = df.with_columns(ts.dt.cast_time_unit("us").alias("timestamp"), *[pl.col(c).cast(pl.Float64) for c in OHLCV])
-    return df.select(COLUMNS).sort("timestamp", maintain_order=True).to_pandas()
+def _collect_symbol(lake_path: Path, cfg: ExtractConfig, symbol: str, asset_class: str | None = None) -> pd.DataFrame:
+    """Collect one asset from the lake as a float64 frame with UTC timestamps.
+
+    Reads only that symbol's files of the selected years (partition pruning by path). Rows keep
+    the lake's order, bad order and duplicates included: preprocess repairs and reports them."""
+    if asset_class is None:
+        asset_class = next(c for c, s in list_assets(lake_path, cfg) if s == symbol)
+    symbol_dir = lake_path / f"asset_class={asset_class}" / f"frequency={cfg.frequency}" / f"symbol={symbol}"
+    files = _year_files(symbol_dir, cfg.years)
+    parts = []
+    for f in files:
+        try:
+            df = pl.read_parquet(f, hive_partitioning=False)
+        except Exception as e:  # noqa: BLE001 - polars raises several types for unreadable input
+            raise _diagnose(lake_path, symbol, e) from None
+        missing = [c for c in COLUMNS if c not in df.columns]
+        if missing:
+            raise ValueError(f"lake {lake_path}: symbol {symbol}: column {missing[0]} missing in {f}")
+        ts = df["timestamp"]
+        if not isinstance(ts.dtype, pl.Datetime):
+            raise ValueError(f"lake {lake_path}: symbol {symbol}: timestamp has type {ts.dtype} in {f}, "
+                             "expected a datetime")
+        ts = ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
+        parts.append(df.select(ts.dt.cast_time_unit("us").alias("timestamp"),
+                               *[pl.col(c).cast(pl.Float64) for c in OHLCV]))
+    return pl.concat(parts, how="vertical").to_pandas()
 
 
 def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path) -> list[dict]:
-    """Write one parquet per selected asset plus manifest.json; one asset in memory at a time."""
+    """Write one parquet per selected asset plus manifest.json; one asset in memory at a time,
+    read from its own partition files only (the rest of the lake is never opened)."""
     lake_path, out_dir = Path(lake_path), Path(out_dir)
     assets = list_assets(lake_path, cfg)
     if out_dir.exists():
@@ -290,10 +349,10 @@ def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path) -> l
     out_dir.mkdir(parents=True)
     manifest = []
     for asset_class, symbol in tqdm(assets, desc="extract", leave=False):
-        df = _collect_symbol(lake_path, cfg, symbol)
+        df = _collect_symbol(lake_path, cfg, symbol, asset_class)
         df.to_parquet(out_dir / f"{symbol}.parquet", index=False)
         entry = {"symbol": symbol, "asset_class": asset_class, "frequency": cfg.frequency, "rows": len(df),
-                 "first": df["timestamp"].iloc[0].isoformat(), "last": df["timestamp"].iloc[-1].isoformat()}
+                 "first": df["timestamp"].min().isoformat(), "last": df["timestamp"].max().isoformat()}
         logger.info("extract %s (%s): %d rows %s .. %s", symbol, asset_class, len(df), entry["first"], entry["last"])
         manifest.append(entry)
     (out_dir / "manifest.json").write_text(json.dumps({"assets": manifest}, indent=2))

@@ -8,11 +8,16 @@ features can normalise and evaluation can denormalise with exactly the same numb
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
+import multiprocessing
+import os
 import shutil
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,6 +33,39 @@ NY = "America/New_York"
 MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of the std for Gaussian data
 CALENDARS = ("crypto", "fx", "equity")
 STD_TOL = 1e-9  # a std this small relative to the mean is rounding noise of a constant column
+AUTO_MIN_ASSETS = 16  # workers: 0 (auto) stays in one process below this many assets
+
+# What preprocess does with each kind of bad bar (and with gaps): the data-quality report
+# lists every count under these names, so nothing is dropped or changed without a record.
+ACTIONS: dict[str, dict[str, str]] = {
+    "unsorted": {"action": "reordered",
+                 "detail": "rows out of timestamp order (counted against the previous row); sorted, kept"},
+    "duplicate_timestamps": {"action": "dropped",
+                             "detail": "extra rows of a repeated timestamp; the last one written is kept"},
+    "non_positive_price": {"action": "dropped",
+                           "detail": "an open/high/low/close that is NaN or <= 0; the row is dropped and, "
+                                     "inside the data's span, its slot becomes a filled gap (observed=false)"},
+    "high_below_low": {"action": "repaired",
+                       "detail": "high < low; high/low reset to the max/min of open, high, low, close (kept, "
+                                 "also counted in inconsistent_high_low)"},
+    "inconsistent_high_low": {"action": "repaired",
+                              "detail": "high below max(open, close, low) or low above min(...); high/low "
+                                        "reset to the envelope of the four prices, row kept"},
+    "zero_volume": {"action": "kept",
+                    "detail": "volume zero, negative or NaN; negative and NaN set to 0, row kept as observed"},
+    "outliers_replaced": {"action": "clipped",
+                          "detail": "Hampel outlier of log close; close set to the rolling median, open/high/low "
+                                    "clipped into the accepted band, observed=false"},
+    "off_calendar": {"action": "dropped",
+                     "detail": "timestamp outside the asset class's trading calendar"},
+    "gaps_filled": {"action": "inserted",
+                    "detail": "missing calendar bar; flat at the previous close, volume 0, observed=false"},
+    "long_gaps": {"action": "inserted",
+                  "detail": "runs of missing bars longer than preprocess.max_fill_bars (filled as gaps_filled, "
+                            "counted as runs)"},
+}
+DROPPED = ("duplicate_timestamps", "non_positive_price", "off_calendar")
+INSERTED = ("gaps_filled",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +76,10 @@ class PreprocessConfig:
     outlier_window: int
     outlier_threshold: float
     min_train_rows: int
+    workers: int = 1  # processes across assets; 0 = all cores when there are enough assets
 
     def validate(self) -> None:
+        require(self.workers >= 0, f"param preprocess.workers: must be >= 0, got {self.workers}")
         require(self.max_fill_bars >= 0, f"param preprocess.max_fill_bars: must be >= 0, got {self.max_fill_bars}")
         require(self.outlier_window >= 3, f"param preprocess.outlier_window: must be >= 3, got {self.outlier_window}")
         require(self.outlier_threshold > 0,
@@ -112,6 +152,7 @@ def repair_high_low(df: pd.DataFrame, q: dict[str, int]) -> pd.DataFrame:
     hi = df[PRICES].max(axis=1)
     lo = df[PRICES].min(axis=1)
     wrong = (df["high"] < hi) | (df["low"] > lo)
+    q["high_below_low"] = int((df["high"] < df["low"]).sum())
     q["inconsistent_high_low"] = int(wrong.sum())
     df = df.copy()
     df["high"], df["low"] = hi, lo
@@ -123,10 +164,23 @@ def hampel_flags(log_close: np.ndarray, window: int, threshold: float) -> tuple[
     half = window // 2
     padded = np.concatenate([np.full(half, np.nan), log_close, np.full(window - 1 - half, np.nan)])
     win = np.lib.stride_tricks.sliding_window_view(padded, window)
-    med = np.nanmedian(win, axis=1)
-    mad = MAD_SCALE * np.nanmedian(np.abs(win - med[:, None]), axis=1)
+    med = _window_median(win, half, window - 1 - half)
+    mad = MAD_SCALE * _window_median(np.abs(win - med[:, None]), half, window - 1 - half)
     flags = (mad > 0) & (np.abs(log_close - med) > threshold * mad)
     return flags, med, mad
+
+
+def _window_median(win: np.ndarray, head: int, tail: int) -> np.ndarray:
+    """Row medians ignoring NaN, as np.nanmedian, but with the fast np.median on the rows
+    whose window is complete (all but `head` first and `tail` last rows, when x has no NaN)."""
+    n = len(win)
+    if n <= head + tail or np.isnan(win[head : n - tail]).any():
+        return np.nanmedian(win, axis=1)
+    out = np.empty(n)
+    out[head : n - tail] = np.median(win[head : n - tail], axis=1)
+    out[:head] = np.nanmedian(win[:head], axis=1)
+    out[n - tail :] = np.nanmedian(win[n - tail :], axis=1)
+    return out
 
 
 def replace_outliers(df: pd.DataFrame, cfg: PreprocessConfig, q: dict[str, int]) -> pd.DataFrame:
@@ -187,6 +241,10 @@ def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig) -> tu
     grid = trading_grid(asset_class, df["timestamp"])
     out = fill_grid(df, grid, cfg, q)
     q["rows_out"] = len(out)
+    q["rows_dropped"] = sum(q[k] for k in DROPPED)
+    q["rows_inserted"] = sum(q[k] for k in INSERTED)
+    if q["rows_in"] - q["rows_dropped"] + q["rows_inserted"] != q["rows_out"]:  # nothing vanishes unrecorded
+        raise AssertionError(f"row accounting does not balance: {q}")
     return out[["timestamp", *OHLCV, "observed"]], q
 
 
@@ -249,31 +307,97 @@ def split_counts(ts: pd.Series, split: SplitConfig) -> dict[str, int]:
     return {"train_rows": int(train.sum()), "val_rows": int((~train & ~test).sum()), "test_rows": int(test.sum())}
 
 
-def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, out_dir: str | Path) -> dict:
-    """Clean every extracted asset; write parquets, scalers.json, manifest.json, quality.json."""
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int, n_items: int) -> int:
+    """Process count for `n_items` assets: 0 means every core, once there are enough assets."""
+    if workers == 0:
+        workers = available_cores() if n_items >= AUTO_MIN_ASSETS else 1
+    return max(1, min(workers, n_items))
+
+
+def map_assets(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """fn over items, results in input order. One process when workers <= 1, else a pool of
+    fresh (spawned) processes; at most `workers` assets are in flight at a time, and on an
+    error or KeyboardInterrupt the pending ones are cancelled instead of run."""
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from pool.map(fn, items)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
+                   cfg: PreprocessConfig) -> tuple[dict[str, int], dict[str, Any]]:
+    """Clean one extracted asset and write its parquet; returns (quality counts, scaler)."""
+    sym = asset["symbol"]
+    raw = pd.read_parquet(in_dir / f"{sym}.parquet")
+    try:
+        df, q = clean_asset(raw, asset["asset_class"], cfg)
+    except ValueError as e:
+        raise ValueError(f"asset {sym}: {e}") from None
+    scaler = fit_scaler(df, split, cfg.min_train_rows, sym)
+    q.update(split_counts(df["timestamp"], split))
+    df.to_parquet(out_dir / f"{sym}.parquet", index=False)
+    return q, scaler
+
+
+def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, out_dir: str | Path,
+               metrics_path: str | Path | None = None) -> dict:
+    """Clean every extracted asset; write parquets, scalers.json, manifest.json, quality.json,
+    and the data-quality report to `metrics_path` when given.
+
+    Assets are independent, so they are processed one at a time per worker process
+    (`cfg.workers`); memory is bounded by the assets in flight, never by the whole lake."""
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     assets = json.loads((in_dir / "manifest.json").read_text())["assets"]
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
+    workers = resolve_workers(cfg.workers, len(assets))
+    logger.info("preprocess: %d assets on %d process(es)", len(assets), workers)
+    one = functools.partial(preprocess_one, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg)
     scalers, quality, manifest = {}, {}, []
-    for asset in tqdm(assets, desc="preprocess", leave=False):
+    results = map_assets(one, assets, workers)
+    for asset, (q, scaler) in zip(assets, tqdm(results, total=len(assets), desc="preprocess", leave=False)):
         sym = asset["symbol"]
-        raw = pd.read_parquet(in_dir / f"{sym}.parquet")
-        try:
-            df, q = clean_asset(raw, asset["asset_class"], cfg)
-        except ValueError as e:
-            raise ValueError(f"asset {sym}: {e}") from None
-        scalers[sym] = fit_scaler(df, split, cfg.min_train_rows, sym)
-        q.update(split_counts(df["timestamp"], split))
         _log_asset(sym, q)
-        df.to_parquet(out_dir / f"{sym}.parquet", index=False)
-        quality[sym] = q
-        manifest.append({**asset, "rows_out": len(df)})
+        scalers[sym], quality[sym] = scaler, q
+        manifest.append({**asset, "rows_out": q["rows_out"]})
     _write_json(out_dir / "scalers.json", scalers)
     _write_json(out_dir / "manifest.json", {"assets": manifest})
     _write_json(out_dir / "quality.json", quality)
-    return {"assets": manifest, "quality": quality, "scalers": scalers}
+    report = quality_report(quality)
+    if metrics_path is not None:
+        Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
+        _write_json(Path(metrics_path), report)
+    return {"assets": manifest, "quality": quality, "scalers": scalers, "report": report}
+
+
+def quality_report(quality: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """The data-quality report: totals, what is done with each kind of bad bar, per-asset counts.
+
+    Every row is accounted for: rows_out = rows_in - rows_dropped + rows_inserted per asset,
+    rows_dropped being the sum of the kinds whose action is "dropped"."""
+    keys = ["rows_in", "rows_out", "rows_dropped", "rows_inserted", *ACTIONS]
+    per_asset = {sym: {k: int(q[k]) for k in keys} for sym, q in quality.items()}
+    totals = {"assets": len(per_asset)} | {k: sum(q[k] for q in per_asset.values()) for k in keys}
+    totals["assets_with_bad_bars"] = sum(
+        any(q[k] for k in ACTIONS if k not in ("gaps_filled", "long_gaps")) for q in per_asset.values())
+    return {"totals": totals, "actions": ACTIONS, "assets": per_asset}
 
 
 def _log_asset(sym: str, q: dict[str, int]) -> None:

@@ -1,20 +1,61 @@
-"""DVC stage `evaluate`: rolling-origin forecasts of the test split, model vs random walk."""
+"""DVC stage `evaluate`: rolling-origin forecasts of the test period, models vs baselines.
+
+By default it scores the pipeline's own assets (data/features). With `evaluate.lake_path`
+set it runs extract -> preprocess -> features on that lake in a temporary directory, with
+this repo's params, and scores the trained models there without retraining.
+"""
 
 import json
 import logging
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finmoirai import setup_logging  # noqa: E402
-from finmoirai.builder import IterativeFinancialDatasetBuilder  # noqa: E402
-from finmoirai.evaluation import EvaluateConfig, load_series, plot_fan_chart, run_windows, summarise, write_json  # noqa: E402
+from finmoirai.evaluation import (  # noqa: E402
+    EvaluateConfig,
+    forecasters,
+    load_series,
+    plot_fan_chart,
+    run_windows,
+    summarise,
+    write_json,
+)
+from finmoirai.features import FeaturesConfig, features  # noqa: E402
+from finmoirai.lake import ExtractConfig, extract  # noqa: E402
 from finmoirai.model import load_module  # noqa: E402
-from finmoirai.params import knobs, load_params, section  # noqa: E402
+from finmoirai.params import SplitConfig, knobs, load_params, section  # noqa: E402
+from finmoirai.preprocessing import PreprocessConfig, preprocess  # noqa: E402
+from finmoirai.report import markdown_report, plot_all, write_plot_data  # noqa: E402
 
 logger = logging.getLogger("evaluate")
-MODELS = ("moirai", "random_walk")
+FEATURES = Path("data/features")
+SCALERS = Path("data/preprocessed/scalers.json")
+MODELS = {"moirai": "models/finetuned", "zero_shot": "models/pretrained"}
+
+
+def other_lake_features(params: dict, cfg: EvaluateConfig, split: SplitConfig, work: Path) -> tuple[Path, Path]:
+    """The data stages, on `evaluate.lake_path`, into `work`: (features dir, scalers file)."""
+    selection = section(params, ExtractConfig, "extract")
+    selection = replace(selection, symbols=cfg.symbols or selection.symbols, asset_classes=cfg.asset_classes or selection.asset_classes)
+    logger.info("evaluating on lake %s (%s)", cfg.lake_path, selection)
+    extract(cfg.lake_path, selection, work / "extracted")
+    preprocess(work / "extracted", split, section(params, PreprocessConfig, "preprocess"), work / "preprocessed")
+    features(work / "preprocessed", split, section(params, FeaturesConfig, "features"), work / "features")
+    return work / "features", work / "preprocessed" / "scalers.json"
+
+
+def one_per_class_first(windows: list) -> list:
+    """Fan charts should show every asset class before a second asset of any class."""
+    seen: set[str] = set()
+    first, rest = [], []
+    for w in windows:
+        (rest if w.series.asset_class in seen else first).append(w)
+        seen.add(w.series.asset_class)
+    return first + rest
 
 
 def main() -> None:
@@ -22,22 +63,40 @@ def main() -> None:
     params = load_params()
     top = knobs(params)
     cfg = section(params, EvaluateConfig, "evaluate")
-    module = load_module("models/finetuned").eval()
-    builder = IterativeFinancialDatasetBuilder(Path("data/datasets"))
-    scalers = json.loads(Path("data/preprocessed/scalers.json").read_text())
-    series = load_series(builder, Path("data/features"), scalers)
-    windows, skipped = run_windows(series, module, top.context_length, top.prediction_length, top.patch_size, cfg, top.seed)
-    result = summarise(windows, MODELS, top.context_length, top.prediction_length)
-    moirai, walk = result["models"]["moirai"], result["models"]["random_walk"]
-    headline = dict(moirai)
-    headline["crps_skill_vs_random_walk"] = 1.0 - moirai["crps_asset_mean"] / walk["crps_asset_mean"]
-    headline["windows"] = int(sum(len(w.origins) for w in windows))
-    write_json(Path("metrics/evaluate.json"), {"moirai": headline, "random_walk": walk, "not_evaluated": skipped})
+    split = section(params, SplitConfig, "split")
+    modules = {name: load_module(path).eval() for name, path in MODELS.items()}
+    trained_covariates = json.loads((FEATURES / "manifest.json").read_text())["covariates"]
+    with tempfile.TemporaryDirectory(prefix="evaluate-", dir="data") as tmp:
+        features_dir, scalers_file = (FEATURES, SCALERS) if cfg.lake_path is None else other_lake_features(params, cfg, split, Path(tmp))
+        scalers = json.loads(scalers_file.read_text())
+        series = load_series(features_dir, scalers, split.val_end_ts, covariates=trained_covariates)
+    fns = forecasters(modules, top.context_length, top.prediction_length, top.patch_size, cfg)
+    windows, skipped, seconds = run_windows(series, fns, top.context_length, top.prediction_length, cfg.stride, top.seed)
+    result = summarise(windows, list(fns), top.context_length, top.prediction_length, cfg)
+
+    headline = {"skill": result["models"]["moirai"]["skill"], "windows": int(sum(len(w.origins) for w in windows))}
+    write_json(Path("metrics/evaluate.json"), headline | result["models"])
     write_json(Path("metrics/evaluate_per_asset.json"), result["per_asset"])
-    for w in windows[: cfg.plot_assets]:
+    write_json(
+        Path("metrics/evaluate_details.json"),
+        {k: result[k] for k in ("per_step", "coverage", "pit")} | {"seconds": seconds, "not_evaluated": skipped},
+    )
+    meta = {
+        "val_end": split.val_end,
+        "windows": headline["windows"],
+        "assets": [w.series.symbol for w in windows],
+        "context_length": top.context_length,
+        "prediction_length": top.prediction_length,
+        "stride": cfg.stride,
+        "cost_bps": cfg.transaction_cost_bps,
+        "not_evaluated": skipped,
+    }
+    Path("metrics/report.md").write_text(markdown_report(result, meta))
+    write_plot_data(result, Path("plots/data"))
+    plot_all(result, Path("plots/images"))
+    for w in one_per_class_first(windows)[: cfg.plot_assets]:
         plot_fan_chart(w, "moirai", Path("plots/forecasts") / f"{w.series.symbol}.png")
-    logger.info("moirai %s", headline)
-    logger.info("random walk %s", walk)
+    logger.info("model vs baselines:\n%s", Path("metrics/report.md").read_text())
 
 
 if __name__ == "__main__":

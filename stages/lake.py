@@ -1,5 +1,6 @@
-"""DVC stage `lake`: write the embedded demo lake to data/lake (or only a marker if the
-user points lake.path at their own lake, so the stage output still exists)."""
+"""DVC stage `lake`: write the embedded demo lake (lake.source: demo) or a synthetic market
+(lake.source: synthetic, sized by lake.synthetic) to data/lake, or only a marker if the user
+points lake.path at their own lake, so the stage output still exists."""
 
 import logging
 import shutil
@@ -25,6 +26,13 @@ def main() -> None:
     if not is_demo_lake(cfg.path):
         logger.info("lake.path is %s: using the user lake, not writing the demo lake", cfg.path)
         (out / "_SKIPPED").touch()
+        return
+    if cfg.source == "synthetic":
+        from finmoirai.synthetic import write_synthetic_lake
+
+        info = write_synthetic_lake(out, cfg.synthetic_config())
+        logger.info("synthetic lake: %d assets, %d rows in %s; set features.market_proxy to %s and "
+                    "extract.years to %s", info["assets"], info["rows"], out, info["market_proxy"], info["years"])
         return
     summary = write_demo_lake(out)
     logger.info("demo lake: %d partitions, %d rows in %s", len(summary), sum(r["rows"] for r in summary), out)

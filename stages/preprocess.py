@@ -1,4 +1,5 @@
-"""DVC stage `preprocess`: calendar grid, bad-bar repair, outliers and scalers to data/preprocessed."""
+"""DVC stage `preprocess`: calendar grid, bad-bar repair, outliers and scalers to data/preprocessed,
+and the data-quality report (DVC metrics) to metrics/data_quality.json."""
 
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from finmoirai.params import SplitConfig, load_params, section  # noqa: E402
 from finmoirai.preprocessing import PreprocessConfig, preprocess  # noqa: E402
 
 IN, OUT = Path("data/extracted"), Path("data/preprocessed")
+REPORT = Path("metrics/data_quality.json")
 
 
 def main() -> None:
@@ -17,7 +19,7 @@ def main() -> None:
     params = load_params()
     split = section(params, SplitConfig, "split")
     cfg = section(params, PreprocessConfig, "preprocess")
-    preprocess(IN, split, cfg, OUT)
+    preprocess(IN, split, cfg, OUT, metrics_path=REPORT)
 
 
 if __name__ == "__main__":

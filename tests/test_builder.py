@@ -85,3 +85,46 @@ def test_split_bounds_and_window_plan():
     assert window_plan(split_start=0, length=200, context_length=50, prediction_length=10, distance=10) == (50, 15)
     assert window_plan(split_start=195, length=200, context_length=50, prediction_length=10, distance=10)[1] == 0
     assert tokens_per_window(168, 24, 32, 10) == (6 + 1) * 10
+
+
+def test_test_period_never_reaches_training_or_validation_data(tmp_path):
+    """Rewrite every test-period bar: the train and validation datasets must not change."""
+    features = write_feature_dir(tmp_path / "features", {"AAA": 1500, "BBB": 1200})
+    first = IterativeFinancialDatasetBuilder(tmp_path / "a")
+    first.build_dataset(features, SPLIT)
+    for path in features.glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        future = frame["timestamp"] >= SPLIT.val_end_ts
+        for col in ("target", *COVARIATES):
+            frame.loc[future, col] = 1e6
+        frame.to_parquet(path)
+    second = IterativeFinancialDatasetBuilder(tmp_path / "b")
+    second.build_dataset(features, SPLIT)
+    for name in ("train", "val"):
+        assert first.hf_dataset(name).to_pandas().equals(second.hf_dataset(name).to_pandas())
+    changed = second.hf_dataset("test").to_pandas()
+    assert not first.hf_dataset("test").to_pandas()["target"].apply(list).equals(changed["target"].apply(list))
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_temp_dir_removed_on_interrupt(tmp_path, monkeypatch, error):
+    features = write_feature_dir(tmp_path / "features", {"AAA": 800, "BBB": 800, "CCC": 800})
+    out = tmp_path / "datasets"
+    calls = []
+    real = IterativeFinancialDatasetBuilder._write_shard
+
+    def interrupted(self, index, name, frames, bounds, covariates, tmp):
+        calls.append(index)
+        assert tmp.is_dir() and tmp.parent.name == ".tmp"  # the batch is being written through it
+        if index == 1 and name == "val":  # Ctrl-C (or a crash) in the middle of the second batch
+            (tmp / "cache").mkdir(exist_ok=True)
+            (tmp / "cache" / "partial.arrow").write_bytes(b"half")
+            raise error("stop")
+        return real(self, index, name, frames, bounds, covariates, tmp)
+
+    monkeypatch.setattr(IterativeFinancialDatasetBuilder, "_write_shard", interrupted)
+    with pytest.raises(error):
+        IterativeFinancialDatasetBuilder(out, batch_size=2).build_dataset(features, SPLIT)
+    assert 1 in calls
+    assert not (out / ".tmp").exists()
+    assert list(out.glob("train/part-*"))  # the first batch was written before the interrupt

@@ -108,3 +108,15 @@ def test_patch_size_experiment_reruns_only_model_stages(repo):
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     assert ran == {"pretrain", "finetune", "evaluate"}, out
     assert math.isfinite(_metrics(repo)["moirai"]["crps"])
+
+
+def test_evaluate_on_another_lake_without_retraining(repo):
+    out = _run(
+        ["dvc", "exp", "run", "-S", "evaluate.lake_path=data/lake", "-S", "evaluate.symbols=[BTC,ETH]", "-S", "evaluate.asset_classes=[crypto]"],
+        repo,
+    )
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"evaluate"}, out
+    per_asset = json.loads((repo / "metrics" / "evaluate_per_asset.json").read_text())
+    assert sorted(per_asset) == ["BTC", "ETH"]
+    assert "| moirai |" in (repo / "metrics" / "report.md").read_text()

@@ -199,3 +199,26 @@ def test_features_stage_all_nan_covariate_is_an_error(tmp_path: Path) -> None:
     wide = FeaturesConfig(**{**RAW, "cross_window": 600})
     with pytest.raises(ValueError, match="asset AAA: covariate column mkt_corr is all NaN"):
         features(src, SPLIT, wide, tmp_path / "feat")
+
+
+def test_features_task_pickles_for_worker_processes(tmp_path: Path) -> None:
+    import functools
+    import pickle
+
+    from finmoirai.features import _features_task
+
+    src = write_preprocessed(tmp_path / "pre", {"AAA": frame(0), "BBB": frame(1)})
+    (tmp_path / "feat").mkdir()
+    task = functools.partial(_features_task, in_dir=src, out_dir=tmp_path / "feat", split=SPLIT, cfg=CFG)
+    scalers = json.loads((src / "scalers.json").read_text())
+    names, _, _ = pickle.loads(pickle.dumps(task))(({"symbol": "BBB", "asset_class": "crypto"}, scalers["BBB"]))
+    inline = features(src, SPLIT, CFG, tmp_path / "inline")
+    assert names == inline["covariates"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "feat/BBB.parquet"),
+                                  pd.read_parquet(tmp_path / "inline/BBB.parquet"))
+
+
+def test_regime_reuses_the_indicator_adx_without_changing_it() -> None:
+    df = frame(0).set_index("timestamp")
+    adx = compute_indicators(df, INDICATORS)["ADX_14"]
+    pd.testing.assert_frame_equal(regime(df, SPLIT, CFG), regime(df, SPLIT, CFG, adx))

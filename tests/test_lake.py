@@ -199,3 +199,27 @@ def test_extract_symbol_under_two_asset_classes(lake: Path, tmp_path: Path) -> N
     write_partitions(lake, "fx", "AAA", bars("2018-03-01", 3))
     with pytest.raises(ValueError, match="AAA.*two asset classes|two asset classes.*AAA"):
         extract(lake, cfg(), tmp_path / "out")
+
+
+def test_extract_reads_only_selected_partitions(lake: Path, tmp_path: Path) -> None:
+    # partition pruning: files of other symbols, classes and years are never opened
+    for rel in ("asset_class=crypto/frequency=1h/symbol=BBB/year=2018/data.parquet",
+                "asset_class=fx/frequency=1h/symbol=CCC/year=2018/data.parquet"):
+        (lake / rel).write_bytes(b"corrupt, and never read")
+    old = lake / "asset_class=crypto/frequency=1h/symbol=AAA/year=2017"
+    old.mkdir(parents=True)
+    (old / "data.parquet").write_bytes(b"unselected year")
+    manifest = extract(lake, cfg(asset_classes=["crypto"], symbols=["AAA"], years=[2018, 2019]), tmp_path / "out")
+    assert [(a["symbol"], a["rows"]) for a in manifest] == [("AAA", 10)]
+
+
+def test_extract_keeps_row_order_for_preprocess_to_report(tmp_path: Path) -> None:
+    from finmoirai.synthetic import write_asset
+
+    df = bars("2018-01-01", 6)
+    df = df.iloc[[0, 2, 1, 3, 3, 4, 5]].reset_index(drop=True)  # out of order and a duplicate
+    write_asset(tmp_path / "lake", "crypto", "AAA", df)
+    manifest = extract(tmp_path / "lake", cfg(), tmp_path / "out")
+    out = pd.read_parquet(tmp_path / "out" / "AAA.parquet")
+    assert out["timestamp"].tolist() == df["timestamp"].tolist()
+    assert manifest[0]["first"] == "2018-01-01T00:00:00+00:00" and manifest[0]["last"] == "2018-01-01T05:00:00+00:00"

@@ -211,3 +211,18 @@ def test_preprocess_stage_outputs(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     assert set(scalers["AAA"]) == set(COLS) and scalers == result["scalers"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["assets"][0]["rows_out"] == 120 and manifest["assets"][0]["asset_class"] == "crypto"
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_window_median_equals_nanmedian(with_nan: bool) -> None:
+    from finmoirai.preprocessing import _window_median
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=500)
+    if with_nan:
+        x[[10, 200]] = np.nan
+    for window in (3, 24, 48, 49):
+        half = window // 2
+        padded = np.concatenate([np.full(half, np.nan), x, np.full(window - 1 - half, np.nan)])
+        win = np.lib.stride_tricks.sliding_window_view(padded, window)
+        np.testing.assert_array_equal(_window_median(win, half, window - 1 - half), np.nanmedian(win, axis=1))

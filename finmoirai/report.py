@@ -1,0 +1,131 @@
+"""Pictures and the markdown table that `evaluate` writes, from `evaluation.summarise`'s result.
+
+Plot data also goes to CSV so `dvc plots diff` can overlay experiments; the PNGs are what a
+person looks at first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = [
+    ("crps_asset_mean", "CRPS", "{:.4f}"),
+    ("skill", "skill vs RW-EWMA", "{:+.3f}"),
+    ("crps", "CRPS pooled", "{:.4f}"),
+    ("msis", "MSIS", "{:.2f}"),
+    ("mase", "MASE", "{:.2f}"),
+    ("coverage_50", "cov 50%", "{:.2f}"),
+    ("coverage_90", "cov 90%", "{:.2f}"),
+    ("directional_accuracy", "dir. acc.", "{:.3f}"),
+    ("sharpe", "Sharpe", "{:+.2f}"),
+    ("max_drawdown", "max DD", "{:.2f}"),
+]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def markdown_report(result: dict[str, Any], meta: dict[str, Any]) -> str:
+    """Model-vs-baselines table plus the facts needed to read it, ready to paste in a PR."""
+    models = result["models"]
+    order = sorted(models, key=lambda m: models[m]["crps_asset_mean"])
+    head = "| model | " + " | ".join(label for _, label, _ in COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    rows = [
+        f"| {m} | " + " | ".join(fmt.format(models[m][key]) for key, _, fmt in COLUMNS) + " |" for m in order
+    ]
+    lines = [
+        "# Evaluation: model vs baselines",
+        "",
+        f"Test period from {meta['val_end']}; {meta['windows']} rolling windows over {len(meta['assets'])} assets "
+        f"({', '.join(meta['assets'])}); context {meta['context_length']} bars, horizon {meta['prediction_length']} bars, "
+        f"origins every {meta['stride']} bars. Prices in original units.",
+        "",
+        head,
+        rule,
+        *rows,
+        "",
+        "CRPS is gluonts `MeanWeightedSumQuantileLoss` (quantiles 0.1..0.9) averaged over assets (each asset's is "
+        "scale-free); *CRPS pooled* pools all windows, so high-priced assets dominate it. Skill = 1 - CRPS / CRPS of "
+        "the EWMA random walk: above 0 beats it. Coverage is the share of realised prices inside the central interval "
+        "(nominal 0.50 / 0.90). Trading: long/short on the sign of the median forecast return over the horizon, held "
+        f"until the next origin, {meta['cost_bps']} bp cost per unit turnover; metrics averaged over assets.",
+    ]
+    if meta.get("not_evaluated"):
+        lines += ["", f"Not evaluated (no full test window): {', '.join(meta['not_evaluated'])}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_plot_data(result: dict[str, Any], out: Path) -> None:
+    """CSV files for DVC's vega plots: CRPS per horizon step and calibration per model."""
+    out.mkdir(parents=True, exist_ok=True)
+    steps = pd.DataFrame(result["per_step"])
+    steps.insert(0, "step", np.arange(1, len(steps) + 1))
+    steps.to_csv(out / "crps_by_horizon.csv", index=False)
+    levels = sorted(next(iter(result["coverage"].values())))
+    calib = pd.DataFrame({m: [c[level] for level in levels] for m, c in result["coverage"].items()})
+    calib.insert(0, "nominal", levels)
+    calib.to_csv(out / "calibration.csv", index=False)
+
+
+def plot_all(result: dict[str, Any], out: Path) -> None:
+    """Calibration, CRPS per horizon step, PIT histograms and cumulative strategy returns."""
+    plt = _plt()
+    out.mkdir(parents=True, exist_ok=True)
+    models = list(result["models"])
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect")
+    for m in models:
+        levels = sorted(result["coverage"][m])
+        ax.plot(levels, [result["coverage"][m][lv] for lv in levels], marker="o", label=m)
+    ax.set(xlabel="nominal coverage", ylabel="empirical coverage", title="Calibration of central intervals", xlim=(0.4, 1), ylim=(0, 1))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "calibration.png", dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for m in models:
+        ax.plot(np.arange(1, len(result["per_step"][m]) + 1), result["per_step"][m], label=m)
+    ax.set(xlabel="horizon step (bars)", ylabel="CRPS (wQL, mean over assets)", title="CRPS per horizon step")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "crps_by_horizon.png", dpi=90)
+    plt.close(fig)
+
+    cols = min(4, len(models))
+    rows = int(np.ceil(len(models) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), squeeze=False)
+    for ax, m in zip(axes.flat, models):
+        counts = np.asarray(result["pit"][m], dtype=float)
+        ax.bar(np.arange(len(counts)) / len(counts), counts / counts.sum() * len(counts), width=1 / len(counts), align="edge")
+        ax.axhline(1.0, color="grey", ls="--", lw=1)
+        ax.set_title(m, fontsize=9)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    fig.suptitle("PIT histograms (flat = calibrated)")
+    fig.tight_layout()
+    fig.savefig(out / "pit.png", dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for m in models:
+        equity = (1.0 + result["equity"][m]).cumprod()
+        ax.plot(equity.index, equity.to_numpy(), label=m, lw=1)
+    ax.set(ylabel="growth of 1 (net of costs)", title="Cumulative strategy returns, equal-weight over assets")
+    ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out / "cumulative_returns.png", dpi=90)
+    plt.close(fig)

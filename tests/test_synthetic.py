@@ -1,0 +1,169 @@
+"""Synthetic market: layout, determinism, calendars, stylised facts, planted defects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+import scipy.stats
+
+from finmoirai.lake import ExtractConfig, LakeConfig, extract
+from finmoirai.params import ParamsError, parse_section
+from finmoirai.preprocessing import PreprocessConfig, clean_asset
+from finmoirai.synthetic import (
+    SyntheticConfig,
+    class_counts,
+    market_proxy,
+    main,
+    write_synthetic_lake,
+    years_covered,
+)
+
+CLEAN = {"gap_rate": 0.0, "bad_bar_rate": 0.0}
+
+
+def read_lake(root: Path) -> pd.DataFrame:
+    return pl.read_parquet(f"{root}/**/*.parquet", hive_partitioning=True).to_pandas()
+
+
+def log_returns(df: pd.DataFrame) -> pd.DataFrame:
+    """Wide frame of hourly log returns, one column per symbol."""
+    close = df.pivot_table(index="timestamp", columns="symbol", values="close")
+    return np.log(close).diff()
+
+
+@pytest.fixture(scope="module")
+def clean_lake(tmp_path_factory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("syn") / "lake"
+    cfg = SyntheticConfig(assets=10, years=1, seed=3, class_mix={"crypto": 0.6, "fx": 0.4}, **CLEAN)
+    write_synthetic_lake(root, cfg)
+    return read_lake(root)
+
+
+def test_layout_counts_and_proxies(tmp_path: Path) -> None:
+    cfg = SyntheticConfig(assets=7, start="2018-12-20", years=1, seed=1)
+    summary = write_synthetic_lake(tmp_path / "lake", cfg)
+    assert class_counts(cfg) == {"crypto": 4, "fx": 2, "equity": 1} == summary["classes"]
+    assert market_proxy(cfg) == {"crypto": "CRY0000", "fx": "FXS0000", "equity": "EQT0000"}
+    assert years_covered(cfg) == [2018, 2019] == summary["years"]
+    f = tmp_path / "lake/asset_class=crypto/frequency=1h/symbol=CRY0003/year=2018/data.parquet"
+    df = pl.read_parquet(f)
+    assert df.columns == ["timestamp", "open", "high", "low", "close", "volume"]
+    assert df.schema["timestamp"] == pl.Datetime("us", "UTC") and df.height == 12 * 24
+    assert summary["rows"] == read_lake(tmp_path / "lake").shape[0]
+
+
+def test_seeded_deterministic_and_independent_of_size(tmp_path: Path) -> None:
+    a = read_lake(Path(write_synthetic_lake(tmp_path / "a", SyntheticConfig(assets=5, years=1, seed=7))
+                       and tmp_path / "a"))
+    b = read_lake(Path(write_synthetic_lake(tmp_path / "b", SyntheticConfig(assets=5, years=1, seed=7))
+                       and tmp_path / "b"))
+    pd.testing.assert_frame_equal(a, b)
+    write_synthetic_lake(tmp_path / "c", SyntheticConfig(assets=5, years=1, seed=8))
+    assert not a["close"].equals(read_lake(tmp_path / "c")["close"])
+    write_synthetic_lake(tmp_path / "big", SyntheticConfig(assets=12, years=1, seed=7))
+    big = read_lake(tmp_path / "big")
+    one = lambda d: d[d["symbol"] == "CRY0001"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(one(a), one(big))
+
+
+def test_calendars(clean_lake: pd.DataFrame, tmp_path: Path) -> None:
+    fx = clean_lake[clean_lake["symbol"] == "FXS0001"]["timestamp"].dt.tz_convert("America/New_York")
+    assert not (fx.dt.dayofweek == 5).any()
+    assert not ((fx.dt.dayofweek == 6) & (fx.dt.hour < 17)).any()
+    cfg = SyntheticConfig(assets=3, years=1, seed=0, class_mix={"equity": 1.0}, **CLEAN)
+    write_synthetic_lake(tmp_path / "eq", cfg)
+    eq = read_lake(tmp_path / "eq")["timestamp"].dt.tz_convert("America/New_York")
+    assert set(eq.dt.strftime("%H:%M")) == {f"{h:02d}:30" for h in range(9, 16)}
+    assert eq.dt.dayofweek.max() == 4
+
+
+def test_ohlc_consistent_when_clean(clean_lake: pd.DataFrame) -> None:
+    df = clean_lake
+    assert (df["high"] >= df[["open", "close", "low"]].max(axis=1)).all()
+    assert (df["low"] <= df[["open", "close", "high"]].min(axis=1)).all()
+    assert (df["low"] > 0).all() and (df["volume"] > 0).all()
+    out, q = clean_asset(df[df["symbol"] == "CRY0002"].drop(columns=["symbol", "asset_class", "frequency", "year"]),
+                         "crypto", PreprocessConfig(6, 48, 10.0, 10))
+    assert q["gaps_filled"] == q["inconsistent_high_low"] == q["duplicate_timestamps"] == 0
+
+
+def test_fat_tails_and_volatility_clustering(clean_lake: pd.DataFrame) -> None:
+    rets = log_returns(clean_lake[clean_lake["asset_class"] == "crypto"])
+    for sym, r in rets.items():
+        r = r.dropna().to_numpy()
+        assert scipy.stats.kurtosis(r) > 3.0, sym  # excess kurtosis; Gaussian is 0
+        assert abs(np.corrcoef(r[:-1], r[1:])[0, 1]) < 0.1, sym  # no momentum to speak of
+    hour_mean = rets.abs().groupby(rets.index.hour).transform("mean")
+    for sym, a in (rets.abs() / hour_mean).items():  # |r| without the intraday profile
+        a = a.dropna().to_numpy()
+        acf_abs = [np.corrcoef(a[:-lag], a[lag:])[0, 1] for lag in (1, 5, 24)]
+        assert min(acf_abs) > 0.1, (sym, acf_abs)  # volatility clusters, returns barely autocorrelate
+
+
+def test_volume_follows_absolute_returns(clean_lake: pd.DataFrame) -> None:
+    for sym, g in clean_lake.groupby("symbol"):
+        g = g.sort_values("timestamp")
+        r = np.abs(np.log(g["close"]).diff()).to_numpy()[1:]
+        v = np.log(g["volume"]).to_numpy()[1:]
+        assert np.corrcoef(r, v)[0, 1] > 0.2, sym
+
+
+def test_intraday_seasonality(clean_lake: pd.DataFrame) -> None:
+    crypto = clean_lake[clean_lake["asset_class"] == "crypto"]
+    rets = log_returns(crypto).abs()
+    by_hour = rets.groupby(rets.index.hour).mean().mean(axis=1)
+    assert by_hour.loc[13:17].mean() > 1.5 * by_hour.loc[0:5].mean()
+
+
+def test_cross_asset_correlation_through_class_factors(clean_lake: pd.DataFrame) -> None:
+    corr = log_returns(clean_lake).dropna().corr()
+    crypto = [s for s in corr if s.startswith("CRY")]
+    fx = [s for s in corr if s.startswith("FXS")]
+    within = [corr.loc[a, b] for i, a in enumerate(crypto) for b in crypto[i + 1:]]
+    across = [corr.loc[a, b] for a in crypto for b in fx]
+    assert min(within) > 0.2, within
+    assert max(abs(x) for x in across) < 0.1, across
+
+
+def test_planted_defects_are_found_by_preprocess(tmp_path: Path) -> None:
+    cfg = SyntheticConfig(assets=4, years=1, seed=2, class_mix={"crypto": 1.0}, gap_rate=0.01, bad_bar_rate=0.001)
+    summary = write_synthetic_lake(tmp_path / "lake", cfg)
+    planted = summary["planted"]
+    assert all(planted[k] > 0 for k in planted), planted
+    ecfg = ExtractConfig(["crypto"], "1h", years_covered(cfg), [])
+    manifest = extract(tmp_path / "lake", ecfg, tmp_path / "ext")
+    total: dict[str, int] = {}
+    for asset in manifest:
+        raw = pd.read_parquet(tmp_path / "ext" / f"{asset['symbol']}.parquet")
+        _, q = clean_asset(raw, "crypto", PreprocessConfig(6, 48, 10.0, 10))
+        for k, v in q.items():
+            total[k] = total.get(k, 0) + v
+    assert total["duplicate_timestamps"] == planted["duplicate_timestamp"]
+    assert total["unsorted"] == planted["unsorted"]
+    assert total["non_positive_price"] == planted["non_positive_price"]
+    assert total["zero_volume"] == planted["zero_volume"]
+    assert total["high_below_low"] == planted["high_below_low"]
+    assert total["outliers_replaced"] >= planted["spike"]
+    assert total["gaps_filled"] == planted["gaps"] + planted["non_positive_price"]
+
+
+def test_config_validation_and_lake_source() -> None:
+    with pytest.raises(ParamsError, match="class_mix.*bonds"):
+        parse_section(SyntheticConfig, {"class_mix": {"bonds": 1.0}}, "lake.synthetic")
+    with pytest.raises(ParamsError, match="lake.source"):
+        parse_section(LakeConfig, {"path": "data/lake", "source": "csv"}, "lake")
+    with pytest.raises(ParamsError, match="lake.synthetic: unknown key"):
+        parse_section(LakeConfig, {"path": "data/lake", "source": "synthetic", "synthetic": {"n": 3}}, "lake")
+    lake = parse_section(LakeConfig, {"path": "data/lake", "source": "synthetic", "synthetic": {"assets": 3}}, "lake")
+    assert lake.synthetic_config().assets == 3
+    assert parse_section(LakeConfig, {"path": "data/lake"}, "lake").source == "demo"
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    main([str(tmp_path / "lake"), "--assets", "3", "--years", "1", "--start", "2019-06-01"])
+    assert "wrote 3 assets" in capsys.readouterr().out
+    assert (tmp_path / "lake/asset_class=crypto/frequency=1h/symbol=CRY0000/year=2020").is_dir()
