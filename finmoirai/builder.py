@@ -25,7 +25,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +52,15 @@ TMP_DIR_NAME = ".tmp"
 @dataclass(frozen=True)
 class BuildConfig:
     batch_size: int = 10
+    synthetic_assets: int = 0  # extra synthetic assets in the train split only (0: none)
+    synthetic_years: int = 2   # ... of this many years, ending at split.train_end
+    synthetic_seed: int = 0
 
     def validate(self) -> None:
         require(self.batch_size >= 1, f"param build.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.synthetic_assets >= 0,
+                f"param build.synthetic_assets: must be >= 0, got {self.synthetic_assets}")
+        require(self.synthetic_years >= 1, f"param build.synthetic_years: must be >= 1, got {self.synthetic_years}")
 
 
 def hf_features(num_covariates: int) -> datasets.Features:

@@ -346,7 +346,7 @@ def truth_matrix(w: Windows, prediction_length: int) -> np.ndarray:
 
 def summarise(windows: Sequence[Windows], models: Sequence[str], context_length: int, prediction_length: int, cfg: EvaluateConfig) -> dict[str, Any]:
     """Every number the report shows, per model: pooled, per asset, per step, calibration, trading."""
-    from finmoirai import calibration, trading
+    from finmoirai import calibration
 
     result: dict[str, Any] = {"models": {}, "per_asset": {}, "per_step": {}, "coverage": {}, "pit": {}, "equity": {}}
     for model in models:

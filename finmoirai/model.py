@@ -206,10 +206,12 @@ class FinancialMoiraiPretrain(MoiraiPretrain):
 
 
 class BestWeights(L.Callback):
-    """Keep the weights with the lowest validation NLL in memory (no pickled checkpoints)."""
+    """Track the lowest validation NLL; keep those weights in memory (no pickled checkpoints)
+    so fine-tuning can end on them when early stopping fires after a few worse epochs."""
 
-    def __init__(self, monitor: str) -> None:
+    def __init__(self, monitor: str, restore: bool = True) -> None:
         self.monitor = monitor
+        self.restore = restore
         self.best: float = math.inf
         self.state: dict[str, torch.Tensor] | None = None
         self.step: int = -1
@@ -290,7 +292,9 @@ def pretrain(
         drop_last=False,
     )
     val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
-    best = BestWeights(VAL_NLL)
+    # Pre-training keeps its final weights (validation NLL is monitored and reported, not
+    # used to pick a checkpoint: an early, barely trained minimum is not a better start).
+    best = BestWeights(VAL_NLL, restore=False)
     trainer = _trainer(cfg, live_dir, max_steps=cfg.max_steps, log_every_n_steps=1, callbacks=[best], num_sanity_val_steps=0)
     started = time.monotonic()
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
@@ -358,7 +362,7 @@ def finetune(
 
 def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: float, config: dict[str, Any]) -> dict[str, Any]:
     final = _final_metrics(trainer)
-    if best.state is not None:
+    if best.restore and best.state is not None:
         model.module.load_state_dict(best.state)
     summary = {
         "train_nll": final.get("train_nll", float("nan")),

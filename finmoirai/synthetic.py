@@ -312,6 +312,54 @@ def write_synthetic_lake(out_dir: str | Path, cfg: SyntheticConfig) -> dict:
     return summary
 
 
+# --------------------------------------------------------------------------- extra training corpus
+
+
+def training_features(work: Path, assets: int, years: int, seed: int, split, pcfg, fcfg) -> Path:
+    """Features of a synthetic corpus that lies wholly in the training period (it ends at
+    split.train_end), computed by the real extract -> preprocess -> features code under `work`.
+    Returns the features directory; its assets have training rows only."""
+
+    from finmoirai.features import FeaturesConfig, features
+    from finmoirai.lake import ExtractConfig, extract
+    from finmoirai.preprocessing import preprocess
+
+    start = split.train_end_ts - pd.DateOffset(years=years)
+    cfg = SyntheticConfig(assets=assets, start=str(start.date()), years=years, seed=seed)
+    info = write_synthetic_lake(work / "lake", cfg)
+    extract(work / "lake", ExtractConfig(list(info["classes"]), "1h", info["years"], []), work / "extracted")
+    preprocess(work / "extracted", split, pcfg, work / "preprocessed")
+    synthetic_fcfg = FeaturesConfig(**{**dataclasses.asdict(fcfg), "market_proxy": info["market_proxy"]})
+    manifest = features(work / "preprocessed", split, synthetic_fcfg, work / "features")
+    logger.info("synthetic training corpus: %d assets, %d rows, %s .. %s", info["assets"], info["rows"],
+                start.date(), split.train_end)
+    if not manifest["assets"]:
+        raise ValueError("synthetic training corpus has no assets")
+    return work / "features"
+
+
+def merge_features(real: Path, extra: Path, out: Path, prefix: str = "syn_") -> Path:
+    """A features directory listing `real`'s assets, then `extra`'s renamed `prefix` + symbol;
+    files are linked, not copied."""
+    import json
+
+    a = json.loads((real / "manifest.json").read_text())
+    b = json.loads((extra / "manifest.json").read_text())
+    if a["covariates"] != b["covariates"]:
+        raise ValueError(f"synthetic corpus covariates {b['covariates']} differ from the real ones {a['covariates']}")
+    renamed = [{**x, "symbol": prefix + x["symbol"], "synthetic": True} for x in b["assets"]]
+    clash = sorted({x["symbol"] for x in a["assets"]} & {x["symbol"] for x in renamed})
+    if clash:
+        raise ValueError(f"synthetic corpus symbol(s) {', '.join(clash)} clash with real assets")
+    out.mkdir(parents=True)
+    for asset in a["assets"]:
+        (out / f"{asset['symbol']}.parquet").symlink_to((real / f"{asset['symbol']}.parquet").resolve())
+    for asset, new in zip(b["assets"], renamed):
+        (out / f"{new['symbol']}.parquet").symlink_to((extra / f"{asset['symbol']}.parquet").resolve())
+    (out / "manifest.json").write_text(json.dumps({**a, "assets": a["assets"] + renamed}, indent=2))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write a synthetic hive-partitioned hourly OHLCV lake.")
     parser.add_argument("out", type=Path)

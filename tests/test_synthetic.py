@@ -167,3 +167,49 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     main([str(tmp_path / "lake"), "--assets", "3", "--years", "1", "--start", "2019-06-01"])
     assert "wrote 3 assets" in capsys.readouterr().out
     assert (tmp_path / "lake/asset_class=crypto/frequency=1h/symbol=CRY0000/year=2020").is_dir()
+
+
+def test_lake_stage_writes_a_synthetic_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from stages import lake as lake_stage
+
+    params = {"lake": {"path": "data/lake", "source": "synthetic",
+                       "synthetic": {"assets": 3, "start": "2018-01-01", "years": 1, "seed": 5}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    lake_stage.main()
+    found = sorted(p.parent.name for p in (tmp_path / "data/lake").glob("*/*/*/year=2018"))
+    assert found == ["symbol=CRY0000", "symbol=EQT0000", "symbol=FXS0000"]  # every class gets its proxy
+
+
+def test_build_adds_synthetic_assets_to_the_train_split_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from finmoirai.builder import IterativeFinancialDatasetBuilder
+    from finmoirai.features import FeaturesConfig, features
+    from finmoirai.params import SplitConfig, load_params, section
+    from finmoirai.preprocessing import preprocess
+    from stages import build as build_stage
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params["split"] = {"train_end": "2018-03-01", "val_end": "2018-03-15"}
+    params["features"]["market_proxy"] = {"crypto": "CRY0000"}
+    params["build"].update(synthetic_assets=3, synthetic_years=1, batch_size=2)
+    split = section(params, SplitConfig, "split")
+    real = SyntheticConfig(assets=2, start="2018-01-01", years=1, seed=9, class_mix={"crypto": 1.0})
+    write_synthetic_lake(tmp_path / "real", real)
+    extract(tmp_path / "real", ExtractConfig(["crypto"], "1h", [2018], []), tmp_path / "ext")
+    preprocess(tmp_path / "ext", split, PreprocessConfig(6, 48, 10.0, 500), tmp_path / "pre")
+    features(tmp_path / "pre", split, section(params, FeaturesConfig, "features"), tmp_path / "data/features")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    build_stage.main()
+    built = IterativeFinancialDatasetBuilder(tmp_path / "data/datasets")
+    train = sorted(built.hf_dataset("train")["item_id"])
+    assert train == ["CRY0000", "CRY0001", "syn_CRY0000", "syn_EQT0000", "syn_FXS0000"]
+    for name in ("val", "test"):
+        assert sorted(built.hf_dataset(name)["item_id"]) == ["CRY0000", "CRY0001"]
+    syn = {a["symbol"]: a for a in built.manifest()["assets"] if a["symbol"].startswith("syn_")}
+    assert all(a["val_rows"] == a["test_rows"] == 0 and a["train_rows"] > 0 for a in syn.values())
+    assert not (tmp_path / "data/.build-synthetic").exists()
