@@ -226,14 +226,27 @@ class BestWeights(L.Callback):
             self.state = copy.deepcopy(pl_module.module.state_dict())
 
 
+class RankSeed(L.Callback):
+    """Seed data sampling per process: uni2ts's DataLoader is not a torch DataLoader, so
+    Lightning adds no DistributedSampler, and equally seeded ranks would draw the same
+    windows. Weights are created (and DDP-synchronised) before this runs."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        L.seed_everything(self.seed + trainer.global_rank, workers=True, verbose=False)
+
+
 def _seq_collate(model: L.LightningModule, max_len: int, pack: bool):
     cls = PackCollate if pack else PadCollate
     return cls(max_length=max_len, seq_fields=model.seq_fields, pad_func_map=model.pad_func_map)
 
 
-def _trainer(cfg: TrainerConfig, live_dir: Path, **kwargs: Any) -> L.Trainer:
+def _trainer(cfg: TrainerConfig, live_dir: Path, seed: int, callbacks: list[L.Callback], **kwargs: Any) -> L.Trainer:
     live_logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
     return L.Trainer(
+        callbacks=[RankSeed(seed), *callbacks],
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
@@ -295,7 +308,7 @@ def pretrain(
     # Pre-training keeps its final weights (validation NLL is monitored and reported, not
     # used to pick a checkpoint: an early, barely trained minimum is not a better start).
     best = BestWeights(VAL_NLL, restore=False)
-    trainer = _trainer(cfg, live_dir, max_steps=cfg.max_steps, log_every_n_steps=1, callbacks=[best], num_sanity_val_steps=0)
+    trainer = _trainer(cfg, live_dir, knobs.seed, [best], max_steps=cfg.max_steps, log_every_n_steps=1, num_sanity_val_steps=0)
     started = time.monotonic()
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
     return _save(model, best, trainer, out_dir, started, {"knobs": asdict(knobs), "model": asdict(model_cfg), "pretrain": asdict(cfg)})
@@ -354,7 +367,7 @@ def finetune(
     val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
     best = BestWeights(VAL_NLL)
     stopper = L.pytorch.callbacks.EarlyStopping(monitor=VAL_NLL, patience=cfg.patience, mode="min")
-    trainer = _trainer(cfg, live_dir, max_epochs=cfg.max_epochs, log_every_n_steps=1, callbacks=[best, stopper], num_sanity_val_steps=0)
+    trainer = _trainer(cfg, live_dir, knobs.seed, [best, stopper], max_epochs=cfg.max_epochs, log_every_n_steps=1, num_sanity_val_steps=0)
     started = time.monotonic()
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
     return _save(model, best, trainer, out_dir, started, {"knobs": asdict(knobs), "finetune": asdict(cfg)})

@@ -82,7 +82,12 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     for model in ("moirai", "random_walk"):
         for name in ("crps", "msis", "mse", "mae", "mase"):
             assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
-    assert metrics["moirai"]["windows"] > 0
+    assert metrics["windows"] > 0 and math.isfinite(metrics["skill"])
+    for model in ("zero_shot", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"):
+        assert math.isfinite(metrics[model]["crps"]), (model, metrics[model])
+    assert metrics["rw_ewma"]["skill"] == 0.0
+    assert "| moirai |" in (repo / "metrics" / "report.md").read_text()
+    assert (repo / "metrics" / "data_quality.json").is_file()
     for stage in ("pretrain", "finetune"):
         nll = json.loads((repo / "metrics" / f"{stage}.json").read_text())
         assert math.isfinite(nll["val_nll"]) and math.isfinite(nll["train_nll"])
@@ -90,7 +95,7 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     assert list((repo / "plots" / "forecasts").glob("*.png"))
     assert not (repo / "data" / "datasets" / ".tmp").exists()
     shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0]
-    for column in ("moirai.crps", "moirai.msis", "moirai.mse", "moirai.mae", "val_nll"):
+    for column in ("skill", "moirai.crps", "moirai.msis", "moirai.mse", "moirai.mae", "val_nll"):
         assert column in shown, shown
 
 
