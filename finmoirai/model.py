@@ -275,7 +275,7 @@ def pretrain(
     cfg: PretrainConfig,
     out_dir: Path,
     live_dir: Path,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Pre-train a fresh Moirai on the training split; write `out_dir` as a HF model folder."""
     L.seed_everything(knobs.seed, workers=True)
     num_variates = 1 + len(builder.manifest()["covariates"])
@@ -342,7 +342,7 @@ def finetune(
     cfg: FinetuneConfig,
     out_dir: Path,
     live_dir: Path,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Fine-tune on fixed windows of the training split; early-stop on validation NLL."""
     L.seed_everything(knobs.seed, workers=True)
     module = load_module(cfg.init_from)
@@ -373,7 +373,7 @@ def finetune(
     return _save(model, best, trainer, out_dir, started, {"knobs": asdict(knobs), "finetune": asdict(cfg)})
 
 
-def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: float, config: dict[str, Any]) -> dict[str, Any]:
+def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: float, config: dict[str, Any]) -> dict[str, Any] | None:
     final = _final_metrics(trainer)
     if best.restore and best.state is not None:
         model.module.load_state_dict(best.state)
@@ -388,9 +388,10 @@ def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: 
     }
     if not math.isfinite(summary["best_val_nll"]):
         raise RuntimeError(f"training produced no finite validation NLL (last metrics: {final})")
-    if trainer.is_global_zero:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        model.module.save_pretrained(str(out_dir))
-        (out_dir / "training.json").write_text(json.dumps(config | {"result": summary}, indent=2, default=str))
+    if not trainer.is_global_zero:
+        return None  # with several devices, only rank 0 writes the model and the metrics
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.module.save_pretrained(str(out_dir))
+    (out_dir / "training.json").write_text(json.dumps(config | {"result": summary}, indent=2, default=str))
     logger.info("saved %s: %s", out_dir, summary)
     return summary

@@ -19,7 +19,8 @@ def main() -> None:
     cfg = section(params, FinetuneConfig, "finetune")
     builder = IterativeFinancialDatasetBuilder(Path("data/datasets"))
     result = finetune(builder, top, cfg, Path("models/finetuned"), Path("dvclive/finetune"))
-    write_json(Path("metrics/finetune.json"), result)
+    if result is not None:  # None on every process but rank 0 of a multi-device run
+        write_json(Path("metrics/finetune.json"), result)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ def main() -> None:
     cfg = section(params, PretrainConfig, "pretrain")
     builder = IterativeFinancialDatasetBuilder(Path("data/datasets"))
     result = pretrain(builder, top, model_cfg, cfg, Path("models/pretrained"), Path("dvclive/pretrain"))
-    write_json(Path("metrics/pretrain.json"), result)
+    if result is not None:  # None on every process but rank 0 of a multi-device run
+        write_json(Path("metrics/pretrain.json"), result)
 
 
 if __name__ == "__main__":
