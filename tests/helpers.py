@@ -29,3 +29,21 @@ def write_feature_dir(out: Path, lengths: dict[str, int], start: str = "2018-09-
         assets.append({"symbol": symbol, "asset_class": "crypto"})
     (out / "manifest.json").write_text(json.dumps({"target": "close", "covariates": COVARIATES, "assets": assets}))
     return out
+
+
+def price_series(price: np.ndarray, observed: np.ndarray | None = None, start: str = "2019-01-01", test_start: int = 0):
+    """An hourly crypto AssetSeries over `price`, for baseline and trading tests."""
+    from finmoirai.evaluation import AssetSeries
+
+    n = len(price)
+    return AssetSeries(
+        symbol="AAA",
+        timestamps=pd.date_range(start, periods=n, freq="h", tz="UTC"),
+        target_z=np.zeros(n),
+        covariates=np.zeros((n, 1)),
+        price=np.asarray(price, dtype=np.float64),
+        observed=np.ones(n, dtype=bool) if observed is None else observed,
+        test_start=test_start,
+        to_price=lambda z: z,
+        asset_class="crypto",
+    )

@@ -6,6 +6,7 @@ import pytest
 
 from finmoirai import baselines
 from finmoirai.evaluation import AssetSeries
+from tests.helpers import price_series
 
 H, S, CTX = 24, 200, 168
 
@@ -21,18 +22,7 @@ def _garch_prices(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _series(price: np.ndarray, observed: np.ndarray | None = None) -> AssetSeries:
-    n = len(price)
-    return AssetSeries(
-        symbol="AAA",
-        timestamps=pd.date_range("2019-01-01", periods=n, freq="h", tz="UTC"),
-        target_z=np.zeros(n),
-        covariates=np.zeros((n, 1)),
-        price=price.astype(np.float64),
-        observed=np.ones(n, dtype=bool) if observed is None else observed,
-        test_start=600,
-        to_price=lambda z: z,
-        asset_class="crypto",
-    )
+    return price_series(price, observed, start="2019-01-01", test_start=600)
 
 
 def _all(season: int = 24, **kw):

@@ -4,23 +4,13 @@ import pytest
 
 from finmoirai import trading
 from finmoirai.evaluation import AssetSeries
+from tests.helpers import price_series
 
 PRICES = np.array([100.0, 101, 102, 100, 99, 99, 100, 103, 104])
 
 
 def _series(price: np.ndarray, observed: np.ndarray | None = None) -> AssetSeries:
-    n = len(price)
-    return AssetSeries(
-        symbol="AAA",
-        timestamps=pd.date_range("2019-05-01", periods=n, freq="h", tz="UTC"),
-        target_z=np.zeros(n),
-        covariates=np.zeros((n, 1)),
-        price=np.asarray(price, dtype=np.float64),
-        observed=np.ones(n, dtype=bool) if observed is None else observed,
-        test_start=1,
-        to_price=lambda z: z,
-        asset_class="crypto",
-    )
+    return price_series(price, observed, start="2019-05-01", test_start=1)
 
 
 def _constant_forecasts(series: AssetSeries, origins: np.ndarray, returns: list[float], horizon: int = 2) -> np.ndarray:
