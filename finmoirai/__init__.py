@@ -1,8 +1,11 @@
 """Moirai pre-training, fine-tuning and honest evaluation on multivariate OHLCV data."""
 
+import json
 import logging
+from pathlib import Path
+from typing import Any
 
-__all__ = ["setup_logging"]
+__all__ = ["setup_logging", "write_json"]
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -12,3 +15,10 @@ def setup_logging(level: int = logging.INFO) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    """Indented JSON, parent directories created: every manifest, report and metrics file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))

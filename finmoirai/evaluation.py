@@ -182,12 +182,10 @@ def gluonts_metrics(windows: Sequence[Windows], model: str, context_length: int,
     inputs, labels, forecasts = [], [], []
     for w in windows:
         s = w.series
-        for origin, paths in zip(w.origins, w.samples[model]):
+        contexts = observed_prices(w, -context_length, 0)
+        truths = observed_prices(w, 0, prediction_length)
+        for origin, paths, context, truth in zip(w.origins, w.samples[model], contexts, truths):
             start = pd.Period(s.timestamps[origin].tz_convert(None), freq="h")
-            context = s.price[origin - context_length : origin].copy()
-            context[~s.observed[origin - context_length : origin]] = np.nan
-            truth = s.price[origin : origin + prediction_length].copy()
-            truth[~s.observed[origin : origin + prediction_length]] = np.nan
             inputs.append({"target": context, "start": start - context_length, "item_id": s.symbol})
             labels.append({"target": truth, "start": start, "item_id": s.symbol})
             forecasts.append(SampleForecast(samples=paths, start_date=start, item_id=s.symbol))
@@ -228,11 +226,6 @@ def plot_fan_chart(w: Windows, model: str, path: Path, max_windows: int = 10) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False))
 
 
 def load_series(features_dir: Path, scalers: dict[str, Any], val_end: pd.Timestamp, covariates: Sequence[str] | None = None) -> list[AssetSeries]:
@@ -338,9 +331,10 @@ def run_windows(
     return windows, skipped, seconds
 
 
-def truth_matrix(w: Windows, prediction_length: int) -> np.ndarray:
-    """(W, H) realised prices, NaN on filled bars (they are not scored)."""
-    idx = w.origins[:, None] + np.arange(prediction_length)[None, :]
+def observed_prices(w: Windows, start: int, stop: int) -> np.ndarray:
+    """(W, stop - start) prices at bars origin+start .. origin+stop-1 of every window, NaN on
+    filled bars: they are neither scored as truth nor counted in a baseline's scale."""
+    idx = w.origins[:, None] + np.arange(start, stop)[None, :]
     return np.where(w.series.observed[idx], w.series.price[idx], np.nan)
 
 
@@ -349,18 +343,19 @@ def summarise(windows: Sequence[Windows], models: Sequence[str], context_length:
     from finmoirai import calibration
 
     result: dict[str, Any] = {"models": {}, "per_asset": {}, "per_step": {}, "coverage": {}, "pit": {}, "equity": {}}
+    truths = [observed_prices(w, 0, prediction_length) for w in windows]
     for model in models:
         pooled = gluonts_metrics(windows, model, context_length, prediction_length)
         per_asset = {w.series.symbol: gluonts_metrics([w], model, context_length, prediction_length) for w in windows}
         pooled["crps_asset_mean"] = float(np.mean([m["crps"] for m in per_asset.values()]))
         samples = np.concatenate([w.samples[model] for w in windows])
-        truth = np.concatenate([truth_matrix(w, prediction_length) for w in windows])
+        truth = np.concatenate(truths)
         coverage = calibration.interval_coverage(samples, truth)
         pooled |= {f"coverage_{int(round(level * 100))}": float(v) for level, v in coverage.items()}
         result["coverage"][model] = {float(k): float(v) for k, v in coverage.items()}
         result["pit"][model] = [int(c) for c in calibration.pit_histogram(calibration.pit_values(samples, truth, seed=0))]
         result["per_step"][model] = np.mean(
-            [calibration.quantile_crps_per_step(w.samples[model], truth_matrix(w, prediction_length)) for w in windows], axis=0
+            [calibration.quantile_crps_per_step(w.samples[model], t) for w, t in zip(windows, truths)], axis=0
         ).tolist()
         trades = {w.series.symbol: asset_trading(w, model, cfg) for w in windows}
         for symbol, (metrics, _) in trades.items():

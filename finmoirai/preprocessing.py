@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from finmoirai import write_json
 from finmoirai.params import SplitConfig, require
 
 logger = logging.getLogger(__name__)
@@ -377,13 +378,12 @@ def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, ou
         _log_asset(sym, q)
         scalers[sym], quality[sym] = scaler, q
         manifest.append({**asset, "rows_out": q["rows_out"]})
-    _write_json(out_dir / "scalers.json", scalers)
-    _write_json(out_dir / "manifest.json", {"assets": manifest})
-    _write_json(out_dir / "quality.json", quality)
+    write_json(out_dir / "scalers.json", scalers)
+    write_json(out_dir / "manifest.json", {"assets": manifest})
+    write_json(out_dir / "quality.json", quality)
     report = quality_report(quality)
     if metrics_path is not None:
-        Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
-        _write_json(Path(metrics_path), report)
+        write_json(Path(metrics_path), report)
     return {"assets": manifest, "quality": quality, "scalers": scalers, "report": report}
 
 
@@ -412,5 +412,3 @@ def _log_asset(sym: str, q: dict[str, int]) -> None:
         logger.warning("%s has no test rows (data ends before the test period); it cannot be evaluated", sym)
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2))

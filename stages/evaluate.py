@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finmoirai import setup_logging  # noqa: E402
+from finmoirai import setup_logging, write_json  # noqa: E402
 from finmoirai.evaluation import (  # noqa: E402
     EvaluateConfig,
     forecasters,
@@ -22,7 +22,6 @@ from finmoirai.evaluation import (  # noqa: E402
     plot_fan_chart,
     run_windows,
     summarise,
-    write_json,
 )
 from finmoirai.features import FeaturesConfig, features  # noqa: E402
 from finmoirai.lake import ExtractConfig, extract  # noqa: E402

@@ -5,9 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finmoirai import setup_logging  # noqa: E402
+from finmoirai import setup_logging, write_json  # noqa: E402
 from finmoirai.builder import IterativeFinancialDatasetBuilder  # noqa: E402
-from finmoirai.evaluation import write_json  # noqa: E402
 from finmoirai.model import ModelConfig, PretrainConfig, pretrain  # noqa: E402
 from finmoirai.params import knobs, load_params, section  # noqa: E402
 
