@@ -22,6 +22,7 @@ import pandas as pd
 import pandas_ta as ta
 from tqdm import tqdm
 
+from finmoirai import write_parquet
 from finmoirai.params import ParamsError, SplitConfig, require
 from finmoirai.preprocessing import apply_scaler, map_assets, resolve_workers, safe_std
 
@@ -163,9 +164,10 @@ def regime(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig, adx: pd.Se
 # --------------------------------------------------------------------------- normalisation
 
 
-def fit_zscore(values: pd.Series, train_mask: pd.Series) -> dict[str, Any]:
-    """Mean/std on training rows; degenerate std -> 1, undefined mean -> 0."""
-    x = values[train_mask].dropna().to_numpy(dtype=float)
+def fit_zscore(values: np.ndarray, train_mask: np.ndarray) -> dict[str, Any]:
+    """Mean/std on training rows (NaN skipped); degenerate std -> 1, undefined mean -> 0."""
+    x = np.asarray(values, dtype=float)[np.asarray(train_mask, dtype=bool)]
+    x = x[~np.isnan(x)]
     mean = float(x.mean()) if len(x) else 0.0
     mean = mean if np.isfinite(mean) else 0.0
     std = safe_std(float(x.std()) if len(x) else 1.0, mean)
@@ -176,7 +178,7 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
                    ohlcv_scaler: dict[str, dict]) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Normalised feature frame of one asset (timestamp, observed, close_raw, target, covariates)."""
     df = df.set_index("timestamp")
-    train = pd.Series((df.index < split.train_end_ts) & df["observed"].to_numpy(), index=df.index)
+    train = (df.index < split.train_end_ts) & df["observed"].to_numpy()
     indicators = compute_indicators(df, cfg.indicators)
     raw = pd.concat([indicators,
                      cross_asset(df["close"], proxy.set_index("timestamp")["close"], cfg.cross_window)], axis=1)
@@ -189,9 +191,10 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
     unobserved = ~df["observed"].to_numpy(dtype=bool)
     for col in BASE_COLUMNS:
         cov[col] = np.where(unobserved, np.nan, cov[col])
-    for col in raw.columns:
-        scalers[col] = fit_zscore(raw[col], train)
-        cov[col] = apply_scaler(raw[col], scalers[col])
+    values = raw.to_numpy(dtype=float)  # one block: column slices instead of pandas masks per column
+    for j, col in enumerate(raw.columns):
+        scalers[col] = fit_zscore(values[:, j], train)
+        cov[col] = apply_scaler(values[:, j], scalers[col])
     same_adx = any(spec["name"] == "adx" and indicator_kwargs(spec) == {"length": ADX_LENGTH}
                    for spec in cfg.indicators)
     adx = indicators[f"ADX_{ADX_LENGTH}"] if same_adx else None
@@ -241,9 +244,10 @@ def features_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig, c
     except ValueError as e:
         raise ValueError(f"asset {sym}: {e}") from None
     names = list(out.columns[4:])
-    _check_columns(sym, out, names, None)
-    out.to_parquet(out_dir / f"{sym}.parquet", index=False)
-    return names, scalers, _first_complete(out, names)
+    missing = np.isnan(out[names].to_numpy(dtype=float))
+    _check_columns(sym, missing, names, None)
+    write_parquet(out, out_dir / f"{sym}.parquet")
+    return names, scalers, _first_complete(out["timestamp"], missing)
 
 
 def _features_task(item: tuple[dict, dict], **kw: Any) -> tuple[list[str], dict[str, dict], str]:
@@ -285,8 +289,9 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
     return manifest
 
 
-def _check_columns(sym: str, out: pd.DataFrame | None, names: list[str], expected: list[str] | None) -> list[str]:
-    empty = [] if out is None else [c for c in names if out[c].isna().all()]
+def _check_columns(sym: str, missing: np.ndarray | None, names: list[str], expected: list[str] | None) -> list[str]:
+    """`missing`: the NaN mask (rows x names) of the asset's covariates, when checking one asset."""
+    empty = [] if missing is None else [c for c, gone in zip(names, missing.all(axis=0)) if gone]
     if empty:
         raise ValueError(f"asset {sym}: covariate column {empty[0]} is all NaN")
     if expected is not None and names != expected:
@@ -294,6 +299,6 @@ def _check_columns(sym: str, out: pd.DataFrame | None, names: list[str], expecte
     return names
 
 
-def _first_complete(out: pd.DataFrame, names: list[str]) -> str:
-    complete = out[names].notna().all(axis=1)
-    return str(out["timestamp"][complete].iloc[0]) if complete.any() else "none"
+def _first_complete(timestamps: pd.Series, missing: np.ndarray) -> str:
+    complete = ~missing.any(axis=1)
+    return str(timestamps[complete].iloc[0]) if complete.any() else "none"

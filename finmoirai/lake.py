@@ -311,7 +311,7 @@ def list_assets(lake_path: str | Path, cfg: ExtractConfig) -> list[tuple[str, st
     return found
 
 
-def _collect_symbol(lake_path: Path, cfg: ExtractConfig, symbol: str, asset_class: str | None = None) -> pd.DataFrame:
+def _collect_symbol(lake_path: Path, cfg: ExtractConfig, symbol: str, asset_class: str | None = None) -> pl.DataFrame:
     """Collect one asset from the lake as a float64 frame with UTC timestamps.
 
     Reads only that symbol's files of the selected years (partition pruning by path). Rows keep
@@ -336,7 +336,7 @@ def _collect_symbol(lake_path: Path, cfg: ExtractConfig, symbol: str, asset_clas
         ts = ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
         parts.append(df.select(ts.dt.cast_time_unit("us").alias("timestamp"),
                                *[pl.col(c).cast(pl.Float64) for c in OHLCV]))
-    return pl.concat(parts, how="vertical").to_pandas()
+    return pl.concat(parts, how="vertical")
 
 
 def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path) -> list[dict]:
@@ -350,9 +350,10 @@ def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path) -> l
     manifest = []
     for asset_class, symbol in tqdm(assets, desc="extract", leave=False):
         df = _collect_symbol(lake_path, cfg, symbol, asset_class)
-        df.to_parquet(out_dir / f"{symbol}.parquet", index=False)
+        df.write_parquet(out_dir / f"{symbol}.parquet")  # Polars' writer: no round trip through pandas
+        first, last = df["timestamp"].min(), df["timestamp"].max()
         entry = {"symbol": symbol, "asset_class": asset_class, "frequency": cfg.frequency, "rows": len(df),
-                 "first": df["timestamp"].min().isoformat(), "last": df["timestamp"].max().isoformat()}
+                 "first": pd.Timestamp(first).isoformat(), "last": pd.Timestamp(last).isoformat()}
         logger.info("extract %s (%s): %d rows %s .. %s", symbol, asset_class, len(df), entry["first"], entry["last"])
         manifest.append(entry)
     (out_dir / "manifest.json").write_text(json.dumps({"assets": manifest}, indent=2))

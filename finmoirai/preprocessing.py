@@ -19,11 +19,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numba
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from finmoirai import write_json
+from finmoirai import write_json, write_parquet
 from finmoirai.params import SplitConfig, require
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ ACTIONS: dict[str, dict[str, str]] = {
     "duplicate_timestamps": {"action": "dropped",
                              "detail": "extra rows of a repeated timestamp; the last one written is kept"},
     "non_positive_price": {"action": "dropped",
-                           "detail": "an open/high/low/close that is NaN or <= 0; the row is dropped and, "
+                           "detail": "an open/high/low/close that is NaN, infinite or <= 0; the row is dropped and, "
                                      "inside the data's span, its slot becomes a filled gap (observed=false)"},
     "high_below_low": {"action": "repaired",
                        "detail": "high < low; high/low reset to the max/min of open, high, low, close (kept, "
@@ -53,7 +54,7 @@ ACTIONS: dict[str, dict[str, str]] = {
                               "detail": "high below max(open, close, low) or low above min(...); high/low "
                                         "reset to the envelope of the four prices, row kept"},
     "zero_volume": {"action": "kept",
-                    "detail": "volume zero, negative or NaN; negative and NaN set to 0, row kept as observed"},
+                    "detail": "volume zero, negative, NaN or infinite; all but zero set to 0, row kept as observed"},
     "outliers_replaced": {"action": "clipped",
                           "detail": "Hampel outlier of log close; close set to the rolling median, open/high/low "
                                     "clipped into the accepted band, observed=false"},
@@ -131,57 +132,118 @@ def _equity_grid(ts: pd.DatetimeIndex) -> pd.DatetimeIndex:
 # --------------------------------------------------------------------------- bad bars
 
 
+def as_utc(ts: pd.Series) -> pd.Series:
+    """Timestamps as datetime64[us, UTC]. Extract already writes that type; it is kept as is,
+    because pd.to_datetime would walk every value to decide whether to cache them."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype):
+        return ts.dt.tz_convert("UTC").dt.as_unit("us")
+    return pd.to_datetime(ts, utc=True).dt.as_unit("us")
+
+
 def clean_bars(df: pd.DataFrame, q: dict[str, int]) -> pd.DataFrame:
     """Sort, dedupe, drop unusable prices and fix high/low, counting each repair in `q`."""
     ts = df["timestamp"]
     q["unsorted"] = int((ts.diff() < pd.Timedelta(0)).sum())
-    df = df.sort_values("timestamp", kind="stable")
+    if q["unsorted"]:
+        df = df.sort_values("timestamp", kind="stable")
     dup = df["timestamp"].duplicated(keep="last")
     q["duplicate_timestamps"] = int(dup.sum())
     df = df[~dup]
-    bad = df[PRICES].isna().any(axis=1) | (df[PRICES] <= 0).any(axis=1)
+    prices = df[PRICES].to_numpy()
+    bad = ~(np.isfinite(prices) & (prices > 0)).all(axis=1)
     q["non_positive_price"] = int(bad.sum())
     df = df[~bad].copy()
-    vol = df["volume"]
-    q["zero_volume"] = int((vol.isna() | (vol <= 0)).sum())
-    df["volume"] = vol.fillna(0.0).clip(lower=0.0)
+    vol = df["volume"].to_numpy()
+    usable = np.isfinite(vol) & (vol > 0)
+    q["zero_volume"] = int((~usable).sum())
+    df["volume"] = np.where(usable, vol, 0.0)
     return repair_high_low(df, q)
 
 
 def repair_high_low(df: pd.DataFrame, q: dict[str, int]) -> pd.DataFrame:
     """Make high/low the envelope of open/close (and of each other) where they are not."""
-    hi = df[PRICES].max(axis=1)
-    lo = df[PRICES].min(axis=1)
-    wrong = (df["high"] < hi) | (df["low"] > lo)
-    q["high_below_low"] = int((df["high"] < df["low"]).sum())
-    q["inconsistent_high_low"] = int(wrong.sum())
+    prices = df[PRICES].to_numpy()  # NumPy row max/min: pandas' axis=1 reductions are slow
+    hi, lo = prices.max(axis=1), prices.min(axis=1)
+    high, low = df["high"].to_numpy(), df["low"].to_numpy()
+    q["high_below_low"] = int((high < low).sum())
+    q["inconsistent_high_low"] = int(((high < hi) | (low > lo)).sum())
     df = df.copy()
     df["high"], df["low"] = hi, lo
     return df
 
 
 def hampel_flags(log_close: np.ndarray, window: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centered Hampel filter: (flags, rolling median, scaled MAD) of each point's window."""
-    half = window // 2
-    padded = np.concatenate([np.full(half, np.nan), log_close, np.full(window - 1 - half, np.nan)])
-    win = np.lib.stride_tricks.sliding_window_view(padded, window)
-    med = _window_median(win, half, window - 1 - half)
-    mad = MAD_SCALE * _window_median(np.abs(win - med[:, None]), half, window - 1 - half)
-    flags = (mad > 0) & (np.abs(log_close - med) > threshold * mad)
+    """Centered Hampel filter: (flags, rolling median, scaled MAD) of each point's window.
+
+    The window of point i is x[i - window//2 : i + window - window//2], cut at the series'
+    ends; median and MAD are exactly np.median's (the two middle values averaged)."""
+    x = np.ascontiguousarray(log_close, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("Hampel filter needs finite log prices (bad prices are dropped before it)")
+    med, mad = _rolling_median_mad(x, window)
+    mad *= MAD_SCALE
+    flags = (mad > 0) & (np.abs(x - med) > threshold * mad)
     return flags, med, mad
 
 
-def _window_median(win: np.ndarray, head: int, tail: int) -> np.ndarray:
-    """Row medians ignoring NaN, as np.nanmedian, but with the fast np.median on the rows
-    whose window is complete (all but `head` first and `tail` last rows, when x has no NaN)."""
-    n = len(win)
-    if n <= head + tail or np.isnan(win[head : n - tail]).any():
-        return np.nanmedian(win, axis=1)
-    out = np.empty(n)
-    out[head : n - tail] = np.median(win[head : n - tail], axis=1)
-    out[:head] = np.nanmedian(win[:head], axis=1)
-    out[n - tail :] = np.nanmedian(win[n - tail :], axis=1)
-    return out
+@numba.njit(cache=True)
+def _rolling_median_mad(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Centred rolling median and MAD in O(n * window): a sorted copy of the window is kept up
+    to date (one removal and one insertion per step), the median is read off its middle, and
+    the MAD is the median of the deviations, merged outward from the median in sorted order.
+    (np.median over a sliding-window view does a partition per row: several times slower.)"""
+    n = len(x)
+    half = window // 2
+    tail = window - 1 - half
+    med = np.empty(n)
+    mad = np.empty(n)
+    buf = np.empty(window)
+    k = 0
+    for j in range(min(n, tail)):  # the first window's right part; the loop adds x[i + tail]
+        k = _insert(buf, k, x[j])
+    for i in range(n):
+        if i - half - 1 >= 0:
+            k = _remove(buf, k, x[i - half - 1])
+        if i + tail < n:
+            k = _insert(buf, k, x[i + tail])
+        m = buf[k // 2] if k % 2 == 1 else (buf[k // 2 - 1] + buf[k // 2]) / 2.0
+        med[i] = m
+        # Deviations below the median grow leftwards from `lo`, those above rightwards from
+        # `hi`; taking the smaller head each time yields them in sorted order.
+        hi = 0
+        while hi < k and buf[hi] < m:
+            hi += 1
+        lo = hi - 1
+        prev = 0.0
+        cur = 0.0
+        for _ in range(k // 2 + 1):
+            prev = cur
+            if lo >= 0 and (hi >= k or m - buf[lo] <= buf[hi] - m):
+                cur = m - buf[lo]
+                lo -= 1
+            else:
+                cur = buf[hi] - m
+                hi += 1
+        mad[i] = cur if k % 2 == 1 else (prev + cur) / 2.0
+    return med, mad
+
+
+@numba.njit(cache=True)
+def _insert(buf: np.ndarray, k: int, value: float) -> int:  # pragma: no cover
+    j = k
+    while j > 0 and buf[j - 1] > value:
+        buf[j] = buf[j - 1]
+        j -= 1
+    buf[j] = value
+    return k + 1
+
+
+@numba.njit(cache=True)
+def _remove(buf: np.ndarray, k: int, value: float) -> int:  # pragma: no cover
+    j = np.searchsorted(buf[:k], value)
+    for t in range(j, k - 1):
+        buf[t] = buf[t + 1]
+    return k - 1
 
 
 def replace_outliers(df: pd.DataFrame, cfg: PreprocessConfig, q: dict[str, int]) -> pd.DataFrame:
@@ -234,7 +296,7 @@ def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig) -> tu
     """Full cleaning of one asset: bad bars, outliers, calendar grid. Returns (frame, counts)."""
     q: dict[str, int] = {"rows_in": len(df)}
     df = df.reset_index(drop=True)
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True).dt.as_unit("us")
+    df["timestamp"] = as_utc(df["timestamp"])
     df = clean_bars(df, q)
     if df.empty:
         raise ValueError(f"asset has no usable bars ({q['rows_in']} rows in, all with bad prices)")
@@ -352,7 +414,7 @@ def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
         raise ValueError(f"asset {sym}: {e}") from None
     scaler = fit_scaler(df, split, cfg.min_train_rows, sym)
     q.update(split_counts(df["timestamp"], split))
-    df.to_parquet(out_dir / f"{sym}.parquet", index=False)
+    write_parquet(df, out_dir / f"{sym}.parquet")
     return q, scaler
 
 

@@ -107,16 +107,19 @@ def test_bad_bars_repaired_and_counted() -> None:
     raw.loc[7, "low"] = -1.0  # non-positive price
     raw.loc[8, "close"] = np.nan  # NaN price
     raw.loc[9, "volume"] = 0.0
+    raw.loc[10, "open"] = np.inf  # infinite price: as unusable as NaN
+    raw.loc[11, "volume"] = np.inf  # infinite volume: set to 0 like NaN
     dup = raw.loc[[20]].assign(close=raw.loc[20, "close"] * 1.001, high=raw.loc[20, "high"] * 1.002)
     raw = pd.concat([raw, dup])  # duplicate timestamp: the later row wins
     raw = raw.iloc[[1, 0, *range(2, len(raw))]]  # unsorted
     out, q = clean_asset(raw, "crypto", CFG)
     assert q["inconsistent_high_low"] == 2
-    assert q["non_positive_price"] == 2 and q["gaps_filled"] == 2
-    assert q["zero_volume"] == 1 and q["duplicate_timestamps"] == 1
+    assert q["non_positive_price"] == 3 and q["gaps_filled"] == 3
+    assert q["zero_volume"] == 2 and q["duplicate_timestamps"] == 1
     assert q["unsorted"] == 2  # rows out of order: the swapped pair and the appended duplicate
     assert q["rows_in"] == 49 and q["rows_out"] == 48
     assert not out.loc[7, "observed"] and not out.loc[8, "observed"] and out.loc[9, "observed"]
+    assert not out.loc[10, "observed"] and out.loc[11, "volume"] == 0.0 and out.loc[11, "observed"]
     assert out.loc[20, "close"] == pytest.approx(dup["close"].iloc[0])
     assert (out["high"] >= out[["open", "close", "low"]].max(axis=1)).all()
     assert (out["low"] <= out[["open", "close", "high"]].min(axis=1)).all()
@@ -213,16 +216,28 @@ def test_preprocess_stage_outputs(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     assert manifest["assets"][0]["rows_out"] == 120 and manifest["assets"][0]["asset_class"] == "crypto"
 
 
-@pytest.mark.parametrize("with_nan", [False, True])
-def test_window_median_equals_nanmedian(with_nan: bool) -> None:
-    from finmoirai.preprocessing import _window_median
+@pytest.mark.parametrize("window", [3, 24, 48, 49])
+def test_hampel_median_and_mad_match_their_definition(window: int) -> None:
+    from finmoirai.preprocessing import MAD_SCALE, hampel_flags
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=500)
-    if with_nan:
-        x[[10, 200]] = np.nan
-    for window in (3, 24, 48, 49):
-        half = window // 2
-        padded = np.concatenate([np.full(half, np.nan), x, np.full(window - 1 - half, np.nan)])
-        win = np.lib.stride_tricks.sliding_window_view(padded, window)
-        np.testing.assert_array_equal(_window_median(win, half, window - 1 - half), np.nanmedian(win, axis=1))
+    x = np.cumsum(np.random.default_rng(1).standard_t(3, size=400)) * 0.01
+    x[[0, 150, 399]] += 0.5  # spikes at both edges and inside
+    flags, med, mad = hampel_flags(x, window, 3.0)
+    half = window // 2
+    rows = [x[max(0, i - half) : i + window - half] for i in range(len(x))]  # centred, cut at the edges
+    np.testing.assert_array_equal(med, [np.median(r) for r in rows])
+    np.testing.assert_array_equal(mad, [MAD_SCALE * np.median(np.abs(r - m)) for r, m in zip(rows, med)])
+    np.testing.assert_array_equal(flags, (mad > 0) & (np.abs(x - med) > 3.0 * mad))
+    assert flags[150]
+
+
+def test_as_utc_keeps_utc_and_converts_the_rest() -> None:
+    from finmoirai.preprocessing import as_utc
+
+    utc = pd.Series(pd.date_range("2018-01-01", periods=3, freq="h", tz="UTC", unit="ns"))
+    berlin = utc.dt.tz_convert("Europe/Berlin")
+    naive = utc.dt.tz_localize(None)
+    for ts in (utc, berlin, naive, naive.astype(str)):
+        out = as_utc(ts)
+        assert str(out.dtype) == "datetime64[us, UTC]"
+        assert (out == utc).all()
