@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 import polars as pl
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from finmoirai.params import require
@@ -172,17 +171,20 @@ def demo_sources() -> list[tuple[str, str, pd.DataFrame]]:
     return out
 
 
-def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+def _normalise(df: pd.DataFrame, sort: bool) -> pd.DataFrame:
     df = df[COLUMNS].copy()
     df["timestamp"] = df["timestamp"].astype("datetime64[us, UTC]")
     df[OHLCV] = df[OHLCV].astype("float64")
-    return df.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return df.sort_values("timestamp", kind="stable").reset_index(drop=True) if sort else df
 
 
 def write_partitions(out_dir: Path, asset_class: str, symbol: str, df: pd.DataFrame,
-                     frequency: str = "1h") -> list[dict]:
-    """Write one asset's bars as one parquet file per UTC year; returns rows per year."""
-    df = _normalise(df)
+                     frequency: str = "1h", sort: bool = True) -> list[dict]:
+    """Write one asset's bars as one parquet file per UTC year; returns rows per year.
+
+    `sort=False` keeps the rows' order within each year, bad order and duplicates included,
+    as a raw feed would have them (the synthetic lake and the quality tests plant those)."""
+    df = _normalise(df, sort)
     summary = []
     for year, part in df.groupby(df["timestamp"].dt.year, sort=True):
         d = out_dir / f"asset_class={asset_class}" / f"frequency={frequency}" / f"symbol={symbol}" / f"year={year}"
@@ -236,22 +238,6 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def _diagnose(lake_path: Path, symbol: str | None, error: BaseException) -> ValueError:
-    """Turn a polars read failure into a one-line error naming the bad file or column."""
-    files = _parquet_files(lake_path)
-    if symbol is not None:
-        files = [f for f in files if f"symbol={symbol}" in f.parts]
-    for f in files:
-        try:
-            names = pq.read_schema(f).names
-        except Exception as e:  # noqa: BLE001
-            return ValueError(f"lake {lake_path}: corrupt parquet file {f} ({_first_line(e)})")
-        missing = [c for c in COLUMNS if c not in names]
-        if missing:
-            return ValueError(f"lake {lake_path}: symbol {symbol}: column {missing[0]} missing in {f}")
-    return ValueError(f"lake {lake_path}: cannot read{f' symbol {symbol}' if symbol else ''} ({_first_line(error)})")
-
-
 def _partition(name: str, key: str) -> str | None:
     prefix = f"{key}="
     return name[len(prefix):] if name.startswith(prefix) else None
@@ -285,15 +271,16 @@ def _asset_dirs(lake_path: Path, cfg: ExtractConfig) -> dict[tuple[str, str], li
     return found
 
 
-def list_assets(lake_path: str | Path, cfg: ExtractConfig) -> list[tuple[str, str]]:
-    """(asset_class, symbol) pairs in the selected partitions, checking the selection is sane."""
+def list_assets(lake_path: str | Path, cfg: ExtractConfig) -> dict[tuple[str, str], list[Path]]:
+    """(asset_class, symbol) -> its parquet files in the selected partitions, ordered by
+    symbol, checking the selection is sane."""
     lake_path = Path(lake_path)
     if not lake_path.is_dir():
         raise ValueError(f"lake {lake_path}: directory does not exist")
     selected = _asset_dirs(lake_path, cfg)
     if not selected and not next(lake_path.glob("**/*.parquet"), None):
         raise ValueError(f"lake {lake_path}: no parquet files found")
-    found = sorted(selected, key=lambda p: (p[1], p[0]))
+    found = dict(sorted(selected.items(), key=lambda item: (item[0][1], item[0][0])))
     asked = f"asset_classes={cfg.asset_classes} frequency={cfg.frequency} years={cfg.years}"
     if not found:
         raise ValueError(f"lake {lake_path}: empty selection, no data for {asked}")
@@ -307,25 +294,21 @@ def list_assets(lake_path: str | Path, cfg: ExtractConfig) -> list[tuple[str, st
         raise ValueError(f"lake {lake_path}: symbol(s) {', '.join(unknown)} not in {asked}; "
                          f"available: {', '.join(symbols)}")
     if cfg.symbols:
-        found = [p for p in found if p[1] in cfg.symbols]
+        found = {pair: files for pair, files in found.items() if pair[1] in cfg.symbols}
     return found
 
 
-def _collect_symbol(lake_path: Path, cfg: ExtractConfig, symbol: str, asset_class: str | None = None) -> pl.DataFrame:
-    """Collect one asset from the lake as a float64 frame with UTC timestamps.
+def _collect_symbol(lake_path: Path, symbol: str, files: list[Path]) -> pl.DataFrame:
+    """Collect one asset from its partition files as a float64 frame with UTC timestamps.
 
-    Reads only that symbol's files of the selected years (partition pruning by path). Rows keep
-    the lake's order, bad order and duplicates included: preprocess repairs and reports them."""
-    if asset_class is None:
-        asset_class = next(c for c, s in list_assets(lake_path, cfg) if s == symbol)
-    symbol_dir = lake_path / f"asset_class={asset_class}" / f"frequency={cfg.frequency}" / f"symbol={symbol}"
-    files = _year_files(symbol_dir, cfg.years)
+    Rows keep the lake's order, bad order and duplicates included: preprocess repairs and
+    reports them."""
     parts = []
     for f in files:
         try:
             df = pl.read_parquet(f, hive_partitioning=False)
         except Exception as e:  # noqa: BLE001 - polars raises several types for unreadable input
-            raise _diagnose(lake_path, symbol, e) from None
+            raise ValueError(f"lake {lake_path}: corrupt parquet file {f} ({_first_line(e)})") from None
         missing = [c for c in COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"lake {lake_path}: symbol {symbol}: column {missing[0]} missing in {f}")
@@ -348,8 +331,8 @@ def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path) -> l
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     manifest = []
-    for asset_class, symbol in tqdm(assets, desc="extract", leave=False):
-        df = _collect_symbol(lake_path, cfg, symbol, asset_class)
+    for (asset_class, symbol), files in tqdm(assets.items(), desc="extract", leave=False):
+        df = _collect_symbol(lake_path, symbol, files)
         df.write_parquet(out_dir / f"{symbol}.parquet")  # Polars' writer: no round trip through pandas
         first, last = df["timestamp"].min(), df["timestamp"].max()
         entry = {"symbol": symbol, "asset_class": asset_class, "frequency": cfg.frequency, "rows": len(df),

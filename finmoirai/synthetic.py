@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import scipy.signal
 
+from finmoirai.lake import write_partitions
 from finmoirai.params import require
 
 logger = logging.getLogger(__name__)
@@ -275,17 +275,6 @@ def _plant(df: pd.DataFrame, kind: str, rows: np.ndarray) -> None:
 # --------------------------------------------------------------------------- writing
 
 
-def write_asset(out_dir: Path, asset_class: str, sym: str, df: pd.DataFrame, frequency: str = "1h") -> int:
-    """Write one asset as one parquet per UTC year, keeping its row order (bad order included)."""
-    frame = pl.from_pandas(df).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
-    frame = frame.with_columns(pl.col("timestamp").dt.year().alias("_year"))
-    for (year,), part in frame.partition_by("_year", as_dict=True, maintain_order=True).items():
-        d = out_dir / f"asset_class={asset_class}" / f"frequency={frequency}" / f"symbol={sym}" / f"year={year}"
-        d.mkdir(parents=True, exist_ok=True)
-        part.drop("_year").write_parquet(d / "data.parquet")
-    return frame.height
-
-
 def write_synthetic_lake(out_dir: str | Path, cfg: SyntheticConfig) -> dict:
     """Write the whole synthetic lake under `out_dir` (replacing it); returns a summary."""
     cfg.validate()
@@ -305,7 +294,8 @@ def write_synthetic_lake(out_dir: str | Path, cfg: SyntheticConfig) -> dict:
             # the market proxy stays clean of gaps and bad bars, like a liquid benchmark
             rates = (0.0, 0.0) if i == 0 else (cfg.gap_rate, cfg.bad_bar_rate)
             df, planted = plant_defects(df, rng, *rates)
-            summary["rows"] += write_asset(out_dir, asset_class, symbol(asset_class, i), df)
+            written = write_partitions(out_dir, asset_class, symbol(asset_class, i), df, sort=False)
+            summary["rows"] += sum(part["rows"] for part in written)
             summary["assets"] += 1
             for kind, v in planted.items():
                 summary["planted"][kind] += v

@@ -214,11 +214,9 @@ def test_extract_reads_only_selected_partitions(lake: Path, tmp_path: Path) -> N
 
 
 def test_extract_keeps_row_order_for_preprocess_to_report(tmp_path: Path) -> None:
-    from finmoirai.synthetic import write_asset
-
     df = bars("2018-01-01", 6)
     df = df.iloc[[0, 2, 1, 3, 3, 4, 5]].reset_index(drop=True)  # out of order and a duplicate
-    write_asset(tmp_path / "lake", "crypto", "AAA", df)
+    write_partitions(tmp_path / "lake", "crypto", "AAA", df, sort=False)
     manifest = extract(tmp_path / "lake", cfg(), tmp_path / "out")
     out = pd.read_parquet(tmp_path / "out" / "AAA.parquet")
     assert out["timestamp"].tolist() == df["timestamp"].tolist()

@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finmoirai.lake import ExtractConfig, extract
+from finmoirai.lake import ExtractConfig, extract, write_partitions
 from finmoirai.params import SplitConfig
 from finmoirai.preprocessing import ACTIONS, PreprocessConfig, map_assets, preprocess, quality_report
-from finmoirai.synthetic import write_asset
 
 CFG = PreprocessConfig(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, min_train_rows=10)
 SPLIT = SplitConfig(train_end="2018-01-08", val_end="2018-01-10")
@@ -50,10 +49,10 @@ def planted() -> pd.DataFrame:
 @pytest.fixture
 def report(tmp_path: Path) -> tuple[dict, Path]:
     lake = tmp_path / "lake"
-    write_asset(lake, "crypto", "BAD", planted())
-    write_asset(lake, "crypto", "OK", clean_bars("2018-01-01", 14 * 24, seed=2))
+    write_partitions(lake, "crypto", "BAD", planted(), sort=False)
+    write_partitions(lake, "crypto", "OK", clean_bars("2018-01-01", 14 * 24, seed=2), sort=False)
     fx = clean_bars("2018-01-01", 14 * 24, seed=3)  # two fx weekends: 2 x 48 off-calendar bars
-    write_asset(lake, "fx", "FXX", fx)
+    write_partitions(lake, "fx", "FXX", fx, sort=False)
     extract(lake, ExtractConfig(["crypto", "fx"], "1h", [2018], []), tmp_path / "ext")
     metrics = tmp_path / "metrics" / "data_quality.json"
     preprocess(tmp_path / "ext", SPLIT, CFG, tmp_path / "pre", metrics_path=metrics)
