@@ -289,6 +289,19 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
     return manifest
 
 
+def features_from_lake(lake: Path, selection: Any, split: SplitConfig, preprocess_cfg: Any, cfg: FeaturesConfig,
+                       work: Path) -> dict:
+    """extract -> preprocess -> features of another lake, under `work` (extracted/,
+    preprocessed/ with its scalers.json, features/): the same code as the stages, for build's
+    synthetic corpus and evaluate's other-lake mode. Returns the features manifest."""
+    from finmoirai.lake import extract
+    from finmoirai.preprocessing import preprocess
+
+    extract(lake, selection, work / "extracted")
+    preprocess(work / "extracted", split, preprocess_cfg, work / "preprocessed")
+    return features(work / "preprocessed", split, cfg, work / "features")
+
+
 def _check_columns(sym: str, missing: np.ndarray | None, names: list[str], expected: list[str] | None) -> list[str]:
     """`missing`: the NaN mask (rows x names) of the asset's covariates, when checking one asset."""
     empty = [] if missing is None else [c for c, gone in zip(names, missing.all(axis=0)) if gone]

@@ -310,17 +310,15 @@ def training_features(work: Path, assets: int, years: int, seed: int, split, pcf
     split.train_end), computed by the real extract -> preprocess -> features code under `work`.
     Returns the features directory; its assets have training rows only."""
 
-    from finmoirai.features import FeaturesConfig, features
-    from finmoirai.lake import ExtractConfig, extract
-    from finmoirai.preprocessing import preprocess
+    from finmoirai.features import FeaturesConfig, features_from_lake
+    from finmoirai.lake import ExtractConfig
 
     start = split.train_end_ts - pd.DateOffset(years=years)
     cfg = SyntheticConfig(assets=assets, start=str(start.date()), years=years, seed=seed)
     info = write_synthetic_lake(work / "lake", cfg)
-    extract(work / "lake", ExtractConfig(list(info["classes"]), "1h", info["years"], []), work / "extracted")
-    preprocess(work / "extracted", split, pcfg, work / "preprocessed")
+    selection = ExtractConfig(list(info["classes"]), "1h", info["years"], [])
     synthetic_fcfg = FeaturesConfig(**{**dataclasses.asdict(fcfg), "market_proxy": info["market_proxy"]})
-    manifest = features(work / "preprocessed", split, synthetic_fcfg, work / "features")
+    manifest = features_from_lake(work / "lake", selection, split, pcfg, synthetic_fcfg, work)
     logger.info("synthetic training corpus: %d assets, %d rows, %s .. %s", info["assets"], info["rows"],
                 start.date(), split.train_end)
     if not manifest["assets"]:

@@ -23,11 +23,11 @@ from finmoirai.evaluation import (  # noqa: E402
     run_windows,
     summarise,
 )
-from finmoirai.features import FeaturesConfig, features  # noqa: E402
-from finmoirai.lake import ExtractConfig, extract  # noqa: E402
+from finmoirai.features import FeaturesConfig, features_from_lake  # noqa: E402
+from finmoirai.lake import ExtractConfig  # noqa: E402
 from finmoirai.model import load_module  # noqa: E402
 from finmoirai.params import SplitConfig, knobs, load_params, section  # noqa: E402
-from finmoirai.preprocessing import PreprocessConfig, preprocess  # noqa: E402
+from finmoirai.preprocessing import PreprocessConfig  # noqa: E402
 from finmoirai.report import markdown_report, plot_all, write_plot_data  # noqa: E402
 
 logger = logging.getLogger("evaluate")
@@ -41,9 +41,8 @@ def other_lake_features(params: dict, cfg: EvaluateConfig, split: SplitConfig, w
     selection = section(params, ExtractConfig, "extract")
     selection = replace(selection, symbols=cfg.symbols or selection.symbols, asset_classes=cfg.asset_classes or selection.asset_classes)
     logger.info("evaluating on lake %s (%s)", cfg.lake_path, selection)
-    extract(cfg.lake_path, selection, work / "extracted")
-    preprocess(work / "extracted", split, section(params, PreprocessConfig, "preprocess"), work / "preprocessed")
-    features(work / "preprocessed", split, section(params, FeaturesConfig, "features"), work / "features")
+    features_from_lake(Path(cfg.lake_path), selection, split, section(params, PreprocessConfig, "preprocess"),
+                       section(params, FeaturesConfig, "features"), work)
     return work / "features", work / "preprocessed" / "scalers.json"
 
 
