@@ -206,8 +206,9 @@ class FinancialMoiraiPretrain(MoiraiPretrain):
 
 
 class BestWeights(L.Callback):
-    """Track the lowest validation NLL; keep those weights in memory (no pickled checkpoints)
-    so fine-tuning can end on them when early stopping fires after a few worse epochs."""
+    """Track the lowest validation NLL and, with `restore`, keep those weights in memory (no
+    pickled checkpoints) so fine-tuning can end on them when early stopping fires after a few
+    worse epochs."""
 
     def __init__(self, monitor: str, restore: bool = True) -> None:
         self.monitor = monitor
@@ -223,7 +224,8 @@ class BestWeights(L.Callback):
         if value is not None and float(value) < self.best:
             self.best = float(value)
             self.step = trainer.global_step
-            self.state = copy.deepcopy(pl_module.module.state_dict())
+            if self.restore:  # pre-training only reports the best step, so copies nothing
+                self.state = copy.deepcopy(pl_module.module.state_dict())
 
 
 class RankSeed(L.Callback):
@@ -375,7 +377,7 @@ def finetune(
 
 def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: float, config: dict[str, Any]) -> dict[str, Any] | None:
     final = _final_metrics(trainer)
-    if best.restore and best.state is not None:
+    if best.state is not None:
         model.module.load_state_dict(best.state)
     summary = {
         "train_nll": final.get("train_nll", float("nan")),
