@@ -69,7 +69,7 @@ def filled_log_prices(series: AssetSeries, origin: int, lookback: int) -> np.nda
     return logp[last_seen][first:]
 
 
-def _log_normal_paths(
+def log_normal_paths(
     last: float, sigma: float, horizon: int, num_samples: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Driftless random walk in price (mean = last price): sqrt-time scaling by cumulating shocks."""
@@ -93,7 +93,7 @@ def _ewma_window(
 ) -> np.ndarray:
     prices = observed_prices(series, origin, lookback)
     sigma = ewma_sigma(np.diff(np.log(prices)), lam)
-    return _log_normal_paths(float(prices[-1]), sigma, horizon, num_samples, _window_rng(seed, origin))
+    return log_normal_paths(float(prices[-1]), sigma, horizon, num_samples, _window_rng(seed, origin))
 
 
 def ewma_random_walk_samples(

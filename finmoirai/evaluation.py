@@ -28,6 +28,7 @@ from gluonts.model.forecast import SampleForecast
 from tqdm import tqdm
 from uni2ts.model.moirai import MoiraiForecast, MoiraiModule
 
+from finmoirai.baselines import log_normal_paths
 from finmoirai.params import require
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,6 @@ def random_walk_samples(
     """Driftless log-normal random walk from the last observed price, with the volatility of
     the context's log returns: the baseline any market forecast has to beat."""
     rng = np.random.default_rng(seed)
-    horizon = np.arange(1, prediction_length + 1)
     out = np.empty((len(origins), num_samples, prediction_length))
     for w, origin in enumerate(origins):
         context = series.price[origin - context_length : origin]
@@ -164,8 +164,7 @@ def random_walk_samples(
         returns = np.diff(np.log(prices))
         sigma = float(np.std(returns, ddof=1)) if len(returns) > 2 else 0.0
         last = prices[-1] if len(prices) else context[-1]
-        shocks = rng.standard_normal((num_samples, prediction_length)).cumsum(axis=1)
-        out[w] = last * np.exp(sigma * shocks - 0.5 * sigma**2 * horizon)
+        out[w] = log_normal_paths(last, sigma, prediction_length, num_samples, rng)
     return out
 
 
@@ -344,12 +343,12 @@ def summarise(windows: Sequence[Windows], models: Sequence[str], context_length:
 
     result: dict[str, Any] = {"models": {}, "per_asset": {}, "per_step": {}, "coverage": {}, "pit": {}, "equity": {}}
     truths = [observed_prices(w, 0, prediction_length) for w in windows]
+    truth = np.concatenate(truths)
     for model in models:
         pooled = gluonts_metrics(windows, model, context_length, prediction_length)
         per_asset = {w.series.symbol: gluonts_metrics([w], model, context_length, prediction_length) for w in windows}
         pooled["crps_asset_mean"] = float(np.mean([m["crps"] for m in per_asset.values()]))
         samples = np.concatenate([w.samples[model] for w in windows])
-        truth = np.concatenate(truths)
         coverage = calibration.interval_coverage(samples, truth)
         pooled |= {f"coverage_{int(round(level * 100))}": float(v) for level, v in coverage.items()}
         result["coverage"][model] = {float(k): float(v) for k, v in coverage.items()}

@@ -89,12 +89,13 @@ def main() -> None:
         "cost_bps": cfg.transaction_cost_bps,
         "not_evaluated": skipped,
     }
-    Path("metrics/report.md").write_text(markdown_report(result, meta))
+    report = markdown_report(result, meta)
+    Path("metrics/report.md").write_text(report)
     write_plot_data(result, Path("plots/data"))
     plot_all(result, Path("plots/images"))
     for w in one_per_class_first(windows)[: cfg.plot_assets]:
         plot_fan_chart(w, "moirai", Path("plots/forecasts") / f"{w.series.symbol}.png")
-    logger.info("model vs baselines:\n%s", Path("metrics/report.md").read_text())
+    logger.info("model vs baselines:\n%s", report)
 
 
 if __name__ == "__main__":
