@@ -138,8 +138,8 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
     log = root / "log.txt"
     gen_wall, _, _ = run([py, "-m", "finmoirai.synthetic", str(lake), "--assets", str(n), "--years",
                           str(args.years), "--seed", str(args.seed)], REPO, log)
-    (work / "params.yaml").write_text(yaml.safe_dump(stage_params(lake, cfg, args.workers, args.batch_size),
-                                                     sort_keys=False))
+    base = stage_params(lake, cfg, args.workers, args.batch_size)
+    (work / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
     res = {"assets": n, "generate_s": gen_wall, "stages": {}}
     scan_wall, scan_rss, out = run([py, "-c", SCAN, str(lake)], work, log)
     scan_inner, rows = out.split()
@@ -149,7 +149,6 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
         res["stages"][stage] = {"s": wall, "rss": rss}
     res["pipeline_s"] = sum(s["s"] for s in res["stages"].values())
     res["tmp_left"] = (work / "data/datasets/.tmp").exists()
-    base = stage_params(lake, cfg, args.workers, args.batch_size)
     res["workers"] = {}
     for w in args.compare_workers:  # the parallel stages again, same inputs, another process count
         params = {**base, "preprocess": {**base["preprocess"], "workers": w},
