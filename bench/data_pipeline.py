@@ -192,7 +192,7 @@ def naive(work: Path) -> None:
                                       classes[sym], pcfg)
     for sym, df in cleaned.items():
         proxy = cleaned[fcfg.market_proxy[classes[sym]]]
-        feats[sym], _ = asset_features(df, proxy, split, fcfg, fit_scaler(df, split, pcfg.min_train_rows, sym))
+        feats[sym], _, _ = asset_features(df, proxy, split, fcfg, fit_scaler(df, split, pcfg.min_train_rows, sym))
     print(sum(len(f) for f in feats.values()))
 
 

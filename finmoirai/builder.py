@@ -9,8 +9,12 @@ whatever happens (exception, KeyboardInterrupt), and a stale one from a killed r
 by the next run. `load_dataset` hands uni2ts the datasets with
 its own transformation maps, so pre-training and fine-tuning see exactly uni2ts's pipeline.
 
-Schema (uni2ts's): item_id, start, freq, target = `close` (z-scored, NaN where the bar was
-not observed so uni2ts masks it), past_feat_dynamic_real = every other variate, shape (k, T).
+One dataset per target representation (finmoirai.targets), `data/datasets/<target>/`, so the
+`target` knob is a model choice that never reruns this stage. Schema (uni2ts's): item_id,
+start, freq, target = `close` as z-scored level or percent log return (NaN where the bar was
+not observed so uni2ts masks it), past_feat_dynamic_real = that representation's covariates,
+shape (k, T), feat_dynamic_real = the known-future calendar covariates, shape (5, T), which
+the model stages use only with `calendar: true`.
 Each split stores the history up to its end and `split_start`, the first index whose bar
 belongs to the split: forecast windows start there, contexts may reach back into earlier
 splits (that is the past, not leakage), and no split contains a bar from a later split.
@@ -43,6 +47,7 @@ from uni2ts.data.dataset import EvalDataset, FinetuneDataset, SampleTimeSeriesTy
 from uni2ts.data.indexer import HuggingFaceDatasetIndexer
 
 from finmoirai.params import SplitConfig, require
+from finmoirai.targets import CALENDAR_COLUMNS, TARGET_COLUMNS, TARGETS, calendar_features
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,9 @@ class BuildConfig:
 
 
 def hf_features(num_covariates: int) -> datasets.Features:
+    def matrix(rows: int) -> datasets.Sequence:
+        return datasets.Sequence(datasets.Sequence(datasets.Value("float32")), length=rows)
+
     return datasets.Features(
         {
             "item_id": datasets.Value("string"),
@@ -73,9 +81,8 @@ def hf_features(num_covariates: int) -> datasets.Features:
             "freq": datasets.Value("string"),
             "split_start": datasets.Value("int64"),
             "target": datasets.Sequence(datasets.Value("float32")),
-            "past_feat_dynamic_real": datasets.Sequence(
-                datasets.Sequence(datasets.Value("float32")), length=num_covariates
-            ),
+            "past_feat_dynamic_real": matrix(num_covariates),
+            "feat_dynamic_real": matrix(len(CALENDAR_COLUMNS)),
         }
     )
 
@@ -97,17 +104,20 @@ class AssetArrays:
     timestamps: pd.Series
     target: np.ndarray  # (T,), NaN where the bar was not observed
     covariates: np.ndarray  # (k, T)
+    calendar: np.ndarray  # (5, T), known-future
 
 
-def asset_arrays(table: pa.Table, symbol: str, covariates: Sequence[str]) -> AssetArrays:
-    target = table["target"].to_numpy().astype(np.float32)
+def asset_arrays(table: pa.Table, symbol: str, covariates: Sequence[str], asset_class: str = "",
+                 target_column: str = "target") -> AssetArrays:
+    target = table[target_column].to_numpy().astype(np.float32)
     target[~table["observed"].to_numpy()] = np.nan
     covs = np.empty((len(covariates), table.num_rows), dtype=np.float32)
     for row, name in enumerate(covariates):
         covs[row] = table[name].to_numpy()
     timestamps = table["timestamp"].to_pandas()
     first = pd.Timestamp(timestamps.iloc[0]).tz_convert("UTC").tz_localize(None)
-    return AssetArrays(symbol, first.to_pydatetime(), timestamps, target, covs)
+    calendar = calendar_features(timestamps, asset_class).T.astype(np.float32)
+    return AssetArrays(symbol, first.to_pydatetime(), timestamps, target, covs, calendar)
 
 
 def asset_record(asset: AssetArrays, start: int, end: int) -> dict[str, Any]:
@@ -119,6 +129,7 @@ def asset_record(asset: AssetArrays, start: int, end: int) -> dict[str, Any]:
         "split_start": start,
         "target": asset.target[:end],
         "past_feat_dynamic_real": asset.covariates[:, :end],
+        "feat_dynamic_real": asset.calendar[:, :end],
     }
 
 
@@ -128,21 +139,24 @@ def records_table(records: Sequence[dict[str, Any]], features: datasets.Features
     Same values as `Dataset.from_generator` (NaN stays NaN, float32), without converting every
     value through Python and without hashing the batch to fingerprint it."""
     lengths = np.array([len(r["target"]) for r in records], dtype=np.int64)
-    k = features["past_feat_dynamic_real"].length
     offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
     target = pa.ListArray.from_arrays(
         offsets, pa.array(np.concatenate([r["target"] for r in records]).astype(np.float32, copy=False)))
-    inner_offsets = pa.array(np.concatenate([[0], np.cumsum(np.repeat(lengths, k))]).astype(np.int32))
-    values = np.concatenate([np.ascontiguousarray(r["past_feat_dynamic_real"], dtype=np.float32).ravel()
-                             for r in records])
-    covs = pa.FixedSizeListArray.from_arrays(pa.ListArray.from_arrays(inner_offsets, pa.array(values)), k)
+
+    def matrix(field: str) -> pa.FixedSizeListArray:
+        k = features[field].length
+        inner_offsets = pa.array(np.concatenate([[0], np.cumsum(np.repeat(lengths, k))]).astype(np.int32))
+        values = np.concatenate([np.ascontiguousarray(r[field], dtype=np.float32).ravel() for r in records])
+        return pa.FixedSizeListArray.from_arrays(pa.ListArray.from_arrays(inner_offsets, pa.array(values)), k)
+
     columns = {
         "item_id": pa.array([r["item_id"] for r in records], pa.string()),
         "start": pa.array([r["start"] for r in records], pa.timestamp("s")),
         "freq": pa.array([r["freq"] for r in records], pa.string()),
         "split_start": pa.array([r["split_start"] for r in records], pa.int64()),
         "target": target,
-        "past_feat_dynamic_real": covs,
+        "past_feat_dynamic_real": matrix("past_feat_dynamic_real"),
+        "feat_dynamic_real": matrix("feat_dynamic_real"),
     }
     return pa.Table.from_pydict(columns, schema=features.arrow_schema)
 
@@ -187,46 +201,56 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
 
     # ------------------------------------------------------------------ build
     def build_dataset(self, features_dir: Path, split: SplitConfig) -> dict[str, Any]:
+        """Write `<storage>/<target>/{train,val,test}/part-*` and a manifest per target representation."""
         features_dir = Path(features_dir)
         manifest = json.loads((features_dir / "manifest.json").read_text())
-        covariates: list[str] = list(manifest["covariates"])
-        symbols = [a["symbol"] for a in manifest["assets"]]
+        covariates = {target: list(manifest[key]) for target, (_, key) in TARGET_COLUMNS.items()}
+        classes = {a["symbol"]: a.get("asset_class", "") for a in manifest["assets"]}
+        symbols = list(classes)
         require(len(symbols) > 0, f"{features_dir}/manifest.json lists no assets")
         self._reset_output()
         assets: list[dict[str, Any]] = []
         batches = [symbols[i : i + self.batch_size] for i in range(0, len(symbols), self.batch_size)]
         for index, batch in enumerate(tqdm(batches, desc="build batches", unit="batch")):
-            assets.extend(self._build_batch(index, batch, features_dir, covariates, split))
-        summary = {
-            "target": manifest.get("target", "close"),
-            "covariates": covariates,
-            "freq": FREQ,
-            "split": {"train_end": split.train_end, "val_end": split.val_end},
-            "shards": len(batches),
-            "assets": assets,
-        }
-        (self.storage_path / "manifest.json").write_text(json.dumps(summary, indent=2))
-        return summary
+            assets.extend(self._build_batch(index, batch, features_dir, covariates, classes, split))
+        summaries = {}
+        for target in TARGETS:
+            summaries[target] = {
+                "target": manifest.get("target", "close"),
+                "representation": target,
+                "covariates": covariates[target],
+                "calendar": list(CALENDAR_COLUMNS),
+                "freq": FREQ,
+                "split": {"train_end": split.train_end, "val_end": split.val_end},
+                "shards": len(batches),
+                "assets": assets,
+            }
+            (self.storage_path / target / "manifest.json").write_text(json.dumps(summaries[target], indent=2))
+        return summaries
 
     def _reset_output(self) -> None:
         """Start from an empty output; a stale temp dir from a killed run goes too."""
         if self.storage_path.exists():
             shutil.rmtree(self.storage_path)
-        self.storage_path.mkdir(parents=True)
+        for target in TARGETS:
+            (self.storage_path / target).mkdir(parents=True)
 
     def _build_batch(
-        self, index: int, batch: list[str], features_dir: Path, covariates: list[str], split: SplitConfig
+        self, index: int, batch: list[str], features_dir: Path, covariates: dict[str, list[str]],
+        classes: dict[str, str], split: SplitConfig,
     ) -> list[dict[str, Any]]:
         tmp = self.storage_path / TMP_DIR_NAME / f"batch-{index:05d}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:
-            arrays = {s: asset_arrays(read_feature_table(features_dir / f"{s}.parquet", covariates), s, covariates)
-                      for s in batch}
-            bounds = {s: split_bounds(a.timestamps, split) for s, a in arrays.items()}
-            for name in SPLITS:
-                self._write_shard(index, name, arrays, bounds, len(covariates), tmp)
+            columns = list(dict.fromkeys(["log_return", *covariates["level"], *covariates["log_return"]]))
+            tables = {s: read_feature_table(features_dir / f"{s}.parquet", columns) for s in batch}
+            bounds = {s: split_bounds(t["timestamp"].to_pandas(), split) for s, t in tables.items()}
+            for target, (column, _) in TARGET_COLUMNS.items():
+                arrays = {s: asset_arrays(t, s, covariates[target], classes[s], column) for s, t in tables.items()}
+                for name in SPLITS:
+                    self._write_shard(index, target, name, arrays, bounds, len(covariates[target]), tmp)
             return [
-                {"symbol": s, "rows": len(arrays[s].target)}
+                {"symbol": s, "rows": tables[s].num_rows}
                 | {f"{name}_rows": bounds[s][name][1] - bounds[s][name][0] for name in SPLITS}
                 | {f"{name}_start": bounds[s][name][0] for name in SPLITS}
                 for s in batch
@@ -240,6 +264,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
     def _write_shard(
         self,
         index: int,
+        target: str,
         name: str,
         arrays: dict[str, AssetArrays],
         bounds: dict[str, dict[str, tuple[int, int]]],
@@ -259,13 +284,18 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
             datasets.table.InMemoryTable(table), info=datasets.DatasetInfo(features=features),
             split=datasets.NamedSplit(name), fingerprint=table_fingerprint(table),
         )
-        staged = tmp / f"{name}-part-{index:05d}"
+        staged = tmp / f"{target}-{name}-part-{index:05d}"
         dataset.save_to_disk(str(staged))
-        final = self.storage_path / name / f"part-{index:05d}"
+        final = self.storage_path / target / name / f"part-{index:05d}"
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, final)  # same file system: the shard appears complete or not at all
 
     # ------------------------------------------------------------------- load
+    def for_target(self, target: str) -> IterativeFinancialDatasetBuilder:
+        """The builder that loads the datasets of one target representation."""
+        require(target in TARGETS, f"param target: {target!r} is not one of {', '.join(TARGETS)}")
+        return IterativeFinancialDatasetBuilder(self.storage_path / target, batch_size=self.batch_size)
+
     def manifest(self) -> dict[str, Any]:
         return json.loads((self.storage_path / "manifest.json").read_text())
 

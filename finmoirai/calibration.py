@@ -91,6 +91,21 @@ def quantile_crps_per_step(
     return np.where(scored.any(axis=0), per_quantile.mean(axis=0), np.nan)
 
 
+def window_quantile_loss(
+    samples: np.ndarray, truth: np.ndarray, quantiles: tuple[float, ...] = QUANTILES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, the numerator and denominator of gluonts's MeanWeightedSumQuantileLoss:
+    (W,) sum over scored steps of the mean-over-quantiles loss 2 |(y - q_hat)(1{q_hat >= y} - q)|,
+    and (W,) sum of |y|. An asset's CRPS is sum(numerator) / sum(denominator) over its windows,
+    so windows can be resampled (bootstrap) or compared one by one (Diebold-Mariano)."""
+    samples, truth = _check(samples, truth)
+    qs = sample_quantiles(samples, quantiles)
+    levels = np.asarray(quantiles)[:, None, None]
+    loss = 2.0 * np.abs((truth[None] - qs) * ((qs >= truth[None]) - levels)).mean(axis=0)  # (W, H)
+    scored = np.isfinite(truth)
+    return np.where(scored, loss, 0.0).sum(axis=1), np.where(scored, np.abs(truth), 0.0).sum(axis=1)
+
+
 def _nanmean_columns(values: np.ndarray) -> np.ndarray:
     counts = np.isfinite(values).sum(axis=0)
     totals = np.nansum(values, axis=0)

@@ -12,12 +12,14 @@ scale that finance uses).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +31,14 @@ from tqdm import tqdm
 from uni2ts.model.moirai import MoiraiForecast, MoiraiModule
 
 from finmoirai.baselines import log_normal_paths
-from finmoirai.params import require
+from finmoirai.params import ParamsError, require
+from finmoirai.preprocessing import invert_scaler
+from finmoirai.targets import TARGET_COLUMNS, calendar_features, returns_to_prices
+
+if TYPE_CHECKING:
+    from finmoirai.features import FeaturesConfig
+    from finmoirai.lake import ExtractConfig
+    from finmoirai.preprocessing import PreprocessConfig
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +67,12 @@ class EvaluateConfig:
     season_length: dict[str, int] = field(default_factory=lambda: {"crypto": 24, "fx": 24, "equity": 7})
     transaction_cost_bps: float = 5.0
     sizing: str = "sign"
+    split: str = "test"  # the period scored: test, or val to choose recipes without looking at test
     lake_path: str | None = None  # evaluate on another lake with the trained model
     symbols: list[str] = field(default_factory=list)
     asset_classes: list[str] = field(default_factory=list)
+    years: list[int] = field(default_factory=list)  # the other lake's years (empty: extract.years)
+    test_start: str | None = None  # the other lake's test start (null: split.val_end)
 
     def validate(self) -> None:
         require(self.stride >= 1, f"param evaluate.stride: must be >= 1, got {self.stride}")
@@ -74,22 +86,45 @@ class EvaluateConfig:
         require(all(v >= 1 for v in self.season_length.values()), "param evaluate.season_length: lengths must be >= 1")
         require(self.transaction_cost_bps >= 0, f"param evaluate.transaction_cost_bps: must be >= 0, got {self.transaction_cost_bps}")
         require(self.sizing in ("sign", "confidence"), f"param evaluate.sizing: 'sign' or 'confidence', got {self.sizing!r}")
-        require(self.lake_path is not None or not (self.symbols or self.asset_classes), "param evaluate.symbols/asset_classes: only used with evaluate.lake_path")
+        require(self.split in ("test", "val"), f"param evaluate.split: 'test' or 'val', got {self.split!r}")
+        require(self.split == "test" or self.lake_path is None,
+                "param evaluate.split: 'val' scores this repo's validation period; with evaluate.lake_path use test")
+        for name in ("symbols", "asset_classes", "years", "test_start"):
+            value = getattr(self, name)
+            require(self.lake_path is not None or value in (None, []),
+                    f"param evaluate.{name}: only used with evaluate.lake_path, got {value!r} without it")
+        dup = sorted({y for y in self.years if self.years.count(y) > 1})
+        require(not dup, f"param evaluate.years: duplicate year(s) {', '.join(map(str, dup))}")
+        if self.test_start is not None:
+            try:
+                start = pd.Timestamp(self.test_start, tz="UTC")
+            except (ValueError, TypeError) as e:
+                raise ParamsError(f"param evaluate.test_start: {self.test_start!r} is not a date ({e})") from None
+            require(not pd.isna(start), f"param evaluate.test_start: {self.test_start!r} is not a date")
 
 
 @dataclass
 class AssetSeries:
-    """One asset's full series: model inputs (z units) and truth (price units)."""
+    """One asset's full series: model inputs (the model's units) and truth (price units).
+
+    Forecasts are scored for origins in [test_start, end - horizon]: the scored period is the
+    test split by default, the validation split with `evaluate.split: val`."""
 
     symbol: str
     timestamps: pd.DatetimeIndex
-    target_z: np.ndarray  # (T,), NaN where not observed
-    covariates: np.ndarray  # (T, k)
+    target_z: np.ndarray  # (T,) the model's target variate (z-scored level or % log return), NaN unobserved
+    covariates: np.ndarray  # (T, k) past-only covariates of that target representation
     price: np.ndarray  # (T,), cleaned close in original units
     observed: np.ndarray  # (T,) bool
     test_start: int
-    to_price: Callable[[np.ndarray], np.ndarray]
+    to_price: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (samples (W, S, H), origins (W,)) -> prices
     asset_class: str = ""
+    calendar: np.ndarray | None = None  # (T, 5) known-future calendar covariates
+    end: int | None = None  # first bar after the scored period (None: the series' end)
+
+    @property
+    def scored_end(self) -> int:
+        return len(self.price) if self.end is None else self.end
 
 
 @dataclass
@@ -119,13 +154,16 @@ def moirai_samples(
     patch_size: int,
     num_samples: int,
     batch_size: int,
+    calendar: bool = False,
 ) -> np.ndarray:
-    """Sample paths (W, S, H) in price units from uni2ts's MoiraiForecast."""
+    """Sample paths (W, S, H) in price units from uni2ts's MoiraiForecast; with `calendar`, the
+    calendar covariates of context and horizon go in as known-future `feat_dynamic_real`."""
     k = series.covariates.shape[1]
+    known = series.calendar.shape[1] if calendar else 0
     forecaster = MoiraiForecast(
         prediction_length=prediction_length,
         target_dim=1,
-        feat_dynamic_real_dim=0,
+        feat_dynamic_real_dim=known,
         past_feat_dynamic_real_dim=k,
         context_length=context_length,
         module=module,
@@ -138,6 +176,12 @@ def moirai_samples(
         idx = batch[:, None] + np.arange(-context_length, 0)[None, :]
         target = series.target_z[idx][..., None]
         covs = series.covariates[idx]
+        inputs = {}
+        if known:
+            full = batch[:, None] + np.arange(-context_length, prediction_length)[None, :]
+            future = series.calendar[full]
+            inputs = {"feat_dynamic_real": torch.as_tensor(np.nan_to_num(future), dtype=torch.float32),
+                      "observed_feat_dynamic_real": torch.as_tensor(np.isfinite(future))}
         with torch.no_grad():
             preds = forecaster(
                 past_target=torch.as_tensor(np.nan_to_num(target), dtype=torch.float32),
@@ -145,8 +189,9 @@ def moirai_samples(
                 past_is_pad=torch.zeros(idx.shape, dtype=torch.bool),
                 past_feat_dynamic_real=torch.as_tensor(np.nan_to_num(covs), dtype=torch.float32),
                 past_observed_feat_dynamic_real=torch.as_tensor(np.isfinite(covs)),
+                **inputs,
             )
-        out.append(series.to_price(preds.numpy().astype(np.float64)))
+        out.append(series.to_price(preds.numpy().astype(np.float64), batch))
     return np.concatenate(out, axis=0)
 
 
@@ -227,17 +272,30 @@ def plot_fan_chart(w: Windows, model: str, path: Path, max_windows: int = 10) ->
     plt.close(fig)
 
 
-def load_series(features_dir: Path, scalers: dict[str, Any], val_end: pd.Timestamp, covariates: Sequence[str] | None = None) -> list[AssetSeries]:
-    """Every asset of a features directory as model inputs (z units) and truth (prices).
+def _prices_from_returns(returns: np.ndarray, origins: np.ndarray, price: np.ndarray) -> np.ndarray:
+    """Percent log-return paths (W, S, H) -> prices, from the close before each origin."""
+    return returns_to_prices(price[origins - 1], returns)
 
-    `covariates` is the variate list the model was trained with: a features directory built
-    with different indicators cannot be fed to that model, and that is an error here.
-    """
-    from finmoirai.preprocessing import invert_scaler
 
+def _prices_from_levels(z: np.ndarray, origins: np.ndarray, entry: dict[str, Any]) -> np.ndarray:
+    """z-scored level paths -> prices with the training-period scaler (origins unused)."""
+    return invert_scaler(z, entry)
+
+
+def load_series(features_dir: Path, scalers: dict[str, Any], scored_from: pd.Timestamp,
+                covariates: Sequence[str] | None = None, target: str = "level",
+                scored_until: pd.Timestamp | None = None) -> list[AssetSeries]:
+    """Every asset of a features directory as model inputs and truth (prices), scored on bars
+    in [scored_from, scored_until).
+
+    `target` picks the representation the model was trained on (finmoirai.targets): its column
+    and covariates, and how samples become prices (inverse scaler for `level`, cumulated from
+    the last close for `log_return`). `covariates` is the variate list the model was trained
+    with: a features directory built with different indicators cannot feed that model."""
     features_dir = Path(features_dir)
     manifest = json.loads((features_dir / "manifest.json").read_text())
-    names = list(manifest["covariates"])
+    column, key = TARGET_COLUMNS[target]
+    names = list(manifest[key])
     if covariates is not None and list(covariates) != names:
         raise ValueError(f"{features_dir}: covariates {names} differ from the model's training covariates {list(covariates)}")
     out = []
@@ -247,19 +305,27 @@ def load_series(features_dir: Path, scalers: dict[str, Any], val_end: pd.Timesta
         if symbol not in scalers or "close" not in scalers[symbol]:
             raise ValueError(f"{symbol}: no close scaler in the preprocess scalers file")
         observed = frame["observed"].to_numpy(dtype=bool)
-        target = frame["target"].to_numpy(dtype=np.float64).copy()
-        target[~observed] = np.nan
+        values = frame[column].to_numpy(dtype=np.float64).copy()
+        values[~observed] = np.nan
+        price = frame["close_raw"].to_numpy(dtype=np.float64)
+        timestamps = pd.DatetimeIndex(frame["timestamp"])
+        if target == "log_return":
+            to_price = functools.partial(_prices_from_returns, price=price)
+        else:
+            to_price = functools.partial(_prices_from_levels, entry=scalers[symbol]["close"])
         out.append(
             AssetSeries(
                 symbol=symbol,
-                timestamps=pd.DatetimeIndex(frame["timestamp"]),
-                target_z=target,
+                timestamps=timestamps,
+                target_z=values,
                 covariates=frame[names].to_numpy(dtype=np.float64),
-                price=frame["close_raw"].to_numpy(dtype=np.float64),
+                price=price,
                 observed=observed,
-                test_start=int(pd.DatetimeIndex(frame["timestamp"]).searchsorted(val_end)),
-                to_price=lambda z, e=scalers[symbol]["close"]: invert_scaler(z, e),
+                test_start=int(timestamps.searchsorted(scored_from)),
+                to_price=to_price,
                 asset_class=asset.get("asset_class", ""),
+                calendar=calendar_features(timestamps, asset.get("asset_class", "")),
+                end=None if scored_until is None else int(timestamps.searchsorted(scored_until)),
             )
         )
     return out
@@ -269,13 +335,14 @@ def load_series(features_dir: Path, scalers: dict[str, Any], val_end: pd.Timesta
 SampleFn = Callable[[AssetSeries, np.ndarray, int], np.ndarray]
 
 
-def forecasters(modules: dict[str, MoiraiModule], context_length: int, prediction_length: int, patch_size: int, cfg: EvaluateConfig) -> dict[str, SampleFn]:
+def forecasters(modules: dict[str, MoiraiModule], context_length: int, prediction_length: int, patch_size: int,
+                cfg: EvaluateConfig, calendar: bool = False) -> dict[str, SampleFn]:
     """Every model under evaluation as (series, origins, seed) -> sample paths (W, S, H)."""
     from finmoirai import baselines
 
     ctx, h, n = context_length, prediction_length, cfg.num_samples
     fns: dict[str, SampleFn] = {
-        name: (lambda s, o, seed, m=module: moirai_samples(m, s, o, ctx, h, patch_size, n, cfg.batch_size))
+        name: (lambda s, o, seed, m=module: moirai_samples(m, s, o, ctx, h, patch_size, n, cfg.batch_size, calendar))
         for name, module in modules.items()
     }
     available: dict[str, SampleFn] = {
@@ -313,7 +380,7 @@ def run_windows(
     windows, skipped = [], []
     seconds = dict.fromkeys(fns, 0.0)
     for n, s in enumerate(tqdm(series_list, desc="evaluate assets", unit="asset")):
-        origins = origins_for(s.test_start, len(s.price), context_length, prediction_length, stride)
+        origins = origins_for(s.test_start, s.scored_end, context_length, prediction_length, stride)
         if len(origins) == 0:
             skipped.append(s.symbol)
             continue
@@ -324,9 +391,12 @@ def run_windows(
             seconds[name] += time.monotonic() - started
         windows.append(Windows(series=s, origins=origins, samples=samples))
     if skipped:
-        logger.warning("no full test window (context %d + horizon %d) for %s: not evaluated", context_length, prediction_length, ", ".join(skipped))
+        logger.warning("no full window (context %d + horizon %d) in the scored period for %s: not evaluated",
+                       context_length, prediction_length, ", ".join(skipped))
     if not windows:
-        raise ValueError("no asset has a full test window: shorten context_length/prediction_length or move split.val_end earlier")
+        raise ValueError(f"no asset has a full window of context_length={context_length} + "
+                         f"prediction_length={prediction_length} in the scored period: shorten them, or widen the "
+                         "period (test: an earlier split.val_end; val: an earlier split.train_end)")
     return windows, skipped, seconds
 
 
@@ -367,7 +437,53 @@ def summarise(windows: Sequence[Windows], models: Sequence[str], context_length:
     reference = result["models"][HEADLINE_BASELINE]["crps_asset_mean"]
     for model, values in result["models"].items():
         values["skill"] = 1.0 - values["crps_asset_mean"] / reference
+    result["significance"] = {model: significance_vs_reference(windows, truths, model, 0, prediction_length, cfg.stride)
+                              for model in models if model != HEADLINE_BASELINE}
     return result
+
+
+BOOTSTRAP_BLOCK_DAYS = 5  # losses cluster with volatility over days
+BOOTSTRAP_REPLICATES = 2000
+DM_MAX_LAG = 4  # Newey-West lags (days) of the Diebold-Mariano variance, for the same clustering
+
+
+def significance_vs_reference(windows: Sequence[Windows], truths: Sequence[np.ndarray], model: str,
+                              seed: int, prediction_length: int, stride: int) -> dict[str, float]:
+    """95% block-bootstrap interval of `model`'s skill vs the reference (RW-EWMA) and the
+    Diebold-Mariano test of its per-window CRPS against the reference's.
+
+    Both work on the calendar date of the forecast origin, shared by every asset (equity bars
+    sit at :30, crypto and FX at :00, so exact timestamps would never line up): the bootstrap
+    resamples blocks of dates for all assets at once, and the DM test runs on the daily
+    cross-sectional mean of the per-window CRPS (scale-free, so assets weigh alike). When
+    windows overlap (stride < horizon), blocks and lags grow to cover the overlap."""
+    from finmoirai import calibration, significance
+
+    overlap = max(0, math.ceil(prediction_length / stride) - 1)
+    per_asset = []
+    for w, truth in zip(windows, truths):
+        a, d = calibration.window_quantile_loss(w.samples[model], truth)
+        b, _ = calibration.window_quantile_loss(w.samples[HEADLINE_BASELINE], truth)
+        keep = d > 0  # a window whose bars were all filled has nothing to score
+        days = w.series.timestamps[w.origins[keep]].tz_convert("UTC").floor("D").asi8
+        per_asset.append((days, a[keep], b[keep], d[keep]))
+    all_days = np.unique(np.concatenate([days for days, *_ in per_asset]))
+    panel = np.zeros((3, len(per_asset), len(all_days)))
+    for row, (days, a, b, d) in enumerate(per_asset):
+        column = np.searchsorted(all_days, days)
+        for k, values in enumerate((a, b, d)):
+            np.add.at(panel[k, row], column, values)
+    skill, lo, hi = significance.panel_skill_interval(*panel, block_length=max(BOOTSTRAP_BLOCK_DAYS, overlap + 1),
+                                                      n_boot=BOOTSTRAP_REPLICATES, seed=seed)
+    _, loss_model, loss_ref = significance.loss_differential_by_time(
+        [days for days, *_ in per_asset], [a / d for _, a, _, d in per_asset], [b / d for _, _, b, d in per_asset])
+    if len(loss_model) < 3:  # too few origin dates for a test: say so rather than guess
+        dm = {"statistic": None, "p_value": None, "n": len(loss_model)}
+    else:
+        lags = min(max(DM_MAX_LAG, overlap), len(loss_model) - 2)
+        dm = significance.diebold_mariano(loss_model, loss_ref, max_lag=lags)
+    return {"skill": skill, "skill_lo": lo, "skill_hi": hi, "dm_stat": dm["statistic"], "dm_p": dm["p_value"],
+            "dm_n": int(dm["n"])}
 
 
 TRADING_KEYS = ("directional_accuracy", "sharpe", "max_drawdown", "turnover")
@@ -388,3 +504,108 @@ def portfolio_returns(returns: Sequence[pd.Series]) -> pd.Series:
     """Equal-weight portfolio of the per-asset strategies (an asset earns 0 off its calendar)."""
     frame = pd.concat(list(returns), axis=1).fillna(0.0)
     return frame.mean(axis=1).sort_index()
+
+
+# ----------------------------------------------------------------------------- another lake
+# `evaluate.lake_path`: score the trained models on a lake of any period without retraining.
+# Warm-up rule: the lake's scalers (preprocess) and indicator z-scores / regime thresholds
+# (features) are fitted on every selected bar before `evaluate.test_start`, nothing after, and
+# `evaluate.years` bounds that warm-up. That is the rule training follows (every bar of the
+# extract selection before split.train_end), needs no knob of its own, and longer is better:
+# the volatility-regime threshold is a quantile, and Moirai re-standardises every context
+# window itself, so the scalers only set the units. The floor is the training floor,
+# `preprocess.min_train_rows` observed bars per asset.
+WARMUP_HINT = "set evaluate.test_start later or evaluate.years to include earlier bars"
+TEST_HINT = "set evaluate.test_start earlier or evaluate.years to include later bars"
+
+
+def other_lake_selection(extract_cfg: ExtractConfig, cfg: EvaluateConfig) -> ExtractConfig:
+    """extract's selection with evaluate's own years, symbols and asset classes where they are set."""
+    import dataclasses
+
+    return dataclasses.replace(
+        extract_cfg,
+        years=cfg.years or extract_cfg.years,
+        symbols=cfg.symbols or extract_cfg.symbols,
+        asset_classes=cfg.asset_classes or extract_cfg.asset_classes,
+    )
+
+
+def lake_years(lake: Path, selection: ExtractConfig) -> list[int]:
+    """Years that have files for the selection's classes, frequency and symbols: a directory
+    listing (no file is opened), so an empty year selection is named before any work."""
+    years = set()
+    for asset_class in selection.asset_classes:
+        base = Path(lake) / f"asset_class={asset_class}" / f"frequency={selection.frequency}"
+        for year_dir in base.glob("symbol=*/year=*"):
+            symbol, year = year_dir.parent.name.removeprefix("symbol="), year_dir.name.removeprefix("year=")
+            wanted = not selection.symbols or symbol in selection.symbols
+            if wanted and year.isdigit() and next(year_dir.glob("*.parquet"), None) is not None:
+                years.add(int(year))
+    return sorted(years)
+
+
+def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: str, preprocess_cfg: PreprocessConfig,
+                              features_cfg: FeaturesConfig, context_length: int, prediction_length: int,
+                              work: Path) -> pd.Timestamp:
+    """extract -> preprocess -> features of a lake that is only scored, under `work` (the layout
+    of `features_from_lake`), with the warm-up rule above; returns the test start (UTC).
+
+    Each way this lake can be unfit for scoring is one line naming the lake, the asset, the
+    numbers and the evaluate param to set; the main pipeline's own messages are unchanged."""
+    from finmoirai.features import features_from_lake
+    from finmoirai.lake import list_assets
+    from finmoirai.params import SplitConfig
+    from finmoirai.preprocessing import TooFewTrainingRows
+
+    lake, work = Path(lake), Path(work)
+    split = SplitConfig.warmup_then_test(test_start)
+    start = split.val_end_ts
+    if lake.is_dir():
+        have = lake_years(lake, selection)
+        if have and not set(have) & set(selection.years):
+            raise ParamsError(f"evaluate.lake_path {lake}: empty selection, no bars of years {selection.years} "
+                              f"(asset_classes={selection.asset_classes} symbols={selection.symbols or 'all'}); "
+                              f"set evaluate.years to years the lake has: {have}")
+    _check_other_lake_proxies(lake, sorted(list_assets(lake, selection)), features_cfg)
+    logger.info("lake %s: warm-up every selected bar before %s, test from it (%s)", lake, start, selection)
+    try:
+        features_from_lake(lake, selection, split, preprocess_cfg, features_cfg, work)
+    except TooFewTrainingRows as e:
+        raise ParamsError(f"evaluate.lake_path {lake}: warm-up before evaluate.test_start too short: {e}; "
+                          f"{WARMUP_HINT}") from None
+    _check_test_windows(lake, work / "features", start, context_length, prediction_length)
+    return start
+
+
+def _check_other_lake_proxies(lake: Path, pairs: list[tuple[str, str]], features_cfg: FeaturesConfig) -> None:
+    """Cross-asset features need each class's market proxy, from the same lake and selection;
+    features.market_proxy is the trained model's, so the fix is in the evaluate selection."""
+    symbols = sorted({symbol for _, symbol in pairs})
+    for asset_class in sorted({c for c, _ in pairs}):
+        proxy = features_cfg.market_proxy.get(asset_class)
+        if proxy is None:
+            raise ParamsError(f"evaluate.lake_path {lake}: asset class {asset_class} has no features.market_proxy "
+                              f"(the model was trained with {features_cfg.market_proxy}); "
+                              f"leave {asset_class} out of evaluate.asset_classes")
+        if proxy not in symbols:
+            raise ParamsError(f"evaluate.lake_path {lake}: market proxy {proxy} of asset class {asset_class} "
+                              f"is not in the selection ({', '.join(symbols)}); add {proxy} to evaluate.symbols "
+                              f"(the lake needs its bars for evaluate.years) or leave {asset_class} out of "
+                              f"evaluate.asset_classes")
+
+
+def _check_test_windows(lake: Path, features_dir: Path, start: pd.Timestamp, context_length: int,
+                        prediction_length: int) -> None:
+    """At least one asset needs a full window (context + horizon) from the test start on."""
+    bars = {}
+    for asset in json.loads((features_dir / "manifest.json").read_text())["assets"]:
+        timestamps = pd.read_parquet(features_dir / f"{asset['symbol']}.parquet", columns=["timestamp"])["timestamp"]
+        before = int(pd.DatetimeIndex(timestamps).searchsorted(start))
+        if len(origins_for(before, len(timestamps), context_length, prediction_length, 1)):
+            return
+        bars[asset["symbol"]] = (before, len(timestamps) - before)
+    counts = ", ".join(f"{symbol} {after} bars from it ({before} before)" for symbol, (before, after) in bars.items())
+    raise ParamsError(f"evaluate.lake_path {lake}: no asset has a full test window from evaluate.test_start {start} "
+                      f"(context_length={context_length} bars before, prediction_length={prediction_length} from "
+                      f"it): {counts}; {TEST_HINT}")

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from finmoirai import write_parquet
 from finmoirai.params import ParamsError, SplitConfig, require
 from finmoirai.preprocessing import apply_scaler, map_assets, resolve_workers, safe_std
+from finmoirai.targets import log_returns
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ CROSS_COLUMNS = ["mkt_corr", "mkt_beta", "mkt_relstr"]
 REGIME_COLUMNS = ["regime_trending", "regime_ranging", "regime_volatile"]
 BASE_COLUMNS = ["open", "high", "low", "log_volume"]
 ADX_LENGTH = 14
+# Under the `log_return` target the covariates must be stationary too. pandas-ta columns are
+# recognised by prefix: price levels become percent log distances to close, price differences
+# become percent of close, cumulative sums are left out (log_volume carries volume); every other
+# column (oscillators, ratios, cross-asset, regime) is already stationary and is kept as is.
+PRICE_LEVEL_PREFIXES = ("open", "high", "low", "EMA_", "SMA_", "WMA_", "DEMA_", "TEMA_", "HMA_", "KAMA_", "ALMA_",
+                        "ZLMA_", "T3_", "TRIMA_", "VWMA_", "LINREG_", "MIDPOINT_", "MIDPRICE_", "SUPERT_", "BBL_",
+                        "BBM_", "BBU_", "KCL", "KCB", "KCU", "DCL_", "DCM_", "DCU_", "ACCBL_", "ACCBM_", "ACCBU_",
+                        "VWAP")
+PRICE_DIFF_PREFIXES = ("ATR_", "ATRr_", "ATRe_", "ATRs_", "MACD_", "MACDh_", "MACDs_", "APO_", "MOM_")
+CUMULATIVE_PREFIXES = ("OBV", "AD_", "ADOSC_", "PVT", "NVI_", "PVI_")  # and pandas-ta's `ad`, named plain "AD"
 
 
 def indicator_category(name: str) -> str | None:
@@ -174,9 +185,35 @@ def fit_zscore(values: np.ndarray, train_mask: np.ndarray) -> dict[str, Any]:
     return {"mean": mean, "std": std, "transform": "identity"}
 
 
+def stationary_columns(raw: pd.DataFrame, df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The `log_return` target's covariates from the raw (unscaled) indicator and OHLC columns:
+    `<col>_rel` for price levels and price differences (see PRICE_*_PREFIXES), the rest as is.
+    A ratio that is undefined (a non-positive band, say) is NaN, which uni2ts masks."""
+    close = df["close"].to_numpy(dtype=float)
+    unobserved = ~df["observed"].to_numpy(dtype=bool)
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for col in ("open", "high", "low"):  # a filled bar's O/H/L are not measurements
+            out[f"{col}_rel"] = np.where(unobserved, np.nan, 100.0 * np.log(df[col].to_numpy(dtype=float) / close))
+        for col in raw.columns:
+            values = raw[col].to_numpy(dtype=float)
+            if col == "AD" or col.startswith(CUMULATIVE_PREFIXES):
+                continue
+            if col.startswith(PRICE_LEVEL_PREFIXES):
+                out[f"{col}_rel"] = 100.0 * np.log(values / close)
+            elif col.startswith(PRICE_DIFF_PREFIXES):
+                out[f"{col}_rel"] = 100.0 * values / close
+            else:
+                out[col] = values
+    return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
+
+
 def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig,
-                   ohlcv_scaler: dict[str, dict]) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """Normalised feature frame of one asset (timestamp, observed, close_raw, target, covariates)."""
+                   ohlcv_scaler: dict[str, dict]) -> tuple[pd.DataFrame, dict[str, dict], dict[str, list[str]]]:
+    """Normalised feature frame, scalers and covariates per target representation of one asset:
+    the frame holds timestamp, observed, close_raw, target (z-scored
+    close), log_return (percent), then the `level` covariates, then the `log_return` target's
+    stationary covariates that are not already among them."""
     df = df.set_index("timestamp")
     train = (df.index < split.train_end_ts) & df["observed"].to_numpy()
     indicators = compute_indicators(df, cfg.indicators)
@@ -201,11 +238,19 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
     for col, series in regime(df, split, cfg, adx).items():
         scalers[col] = {"mean": 0.0, "std": 1.0, "transform": "identity"}  # one-hot stays 0/1
         cov[col] = series.to_numpy()
+    stationary = stationary_columns(raw, df)
+    for col, values in stationary.items():
+        if col not in cov:
+            scalers[col] = fit_zscore(values, train)
+            cov[col] = apply_scaler(values, scalers[col])
+    sets = {"level": [c for c in cov if not c.endswith("_rel")],
+            "log_return": ["log_volume", *stationary, *REGIME_COLUMNS]}
     out = pd.DataFrame({"timestamp": df.index, "observed": df["observed"].to_numpy(),
                         "close_raw": df["close"].to_numpy(),
-                        "target": apply_scaler(df["close"], ohlcv_scaler["close"])})
+                        "target": apply_scaler(df["close"], ohlcv_scaler["close"]),
+                        "log_return": log_returns(df["close"].to_numpy(), ~unobserved)})
     out = pd.concat([out, pd.DataFrame(cov)], axis=1)
-    return out, scalers
+    return out, scalers, sets
 
 
 # --------------------------------------------------------------------------- stage
@@ -234,23 +279,23 @@ def _proxy(path: Path) -> pd.DataFrame:
 
 
 def features_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig, cfg: FeaturesConfig,
-                 ohlcv_scaler: dict[str, dict]) -> tuple[list[str], dict[str, dict], str]:
-    """Features of one asset written to `out_dir`; returns (covariates, scalers, first complete row)."""
+                 ohlcv_scaler: dict[str, dict]) -> tuple[dict[str, list[str]], dict[str, dict], str]:
+    """Features of one asset written to `out_dir`; returns (covariates per target, scalers, first complete row)."""
     sym = asset["symbol"]
     df = pd.read_parquet(in_dir / f"{sym}.parquet")
     proxy = _proxy(in_dir / f"{cfg.market_proxy[asset['asset_class']]}.parquet")
     try:
-        out, scalers = asset_features(df, proxy, split, cfg, ohlcv_scaler)
+        out, scalers, sets = asset_features(df, proxy, split, cfg, ohlcv_scaler)
     except ValueError as e:
         raise ValueError(f"asset {sym}: {e}") from None
-    names = list(out.columns[4:])
+    names = list(out.columns[5:])
     missing = np.isnan(out[names].to_numpy(dtype=float))
     _check_columns(sym, missing, names, None)
     write_parquet(out, out_dir / f"{sym}.parquet")
-    return names, scalers, _first_complete(out["timestamp"], missing)
+    return sets, scalers, _first_complete(out["timestamp"], missing[:, [names.index(c) for c in sets["level"]]])
 
 
-def _features_task(item: tuple[dict, dict], **kw: Any) -> tuple[list[str], dict[str, dict], str]:
+def _features_task(item: tuple[dict, dict], **kw: Any) -> tuple[dict[str, list[str]], dict[str, dict], str]:
     asset, scaler = item
     return features_one(asset, ohlcv_scaler=scaler, **kw)
 
@@ -271,19 +316,22 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
     logger.info("features: %d assets on %d process(es)", len(assets), workers)
     task = functools.partial(_features_task, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg)
     covariates: list[str] | None = None
+    return_covariates: list[str] | None = None
     scalers = {}
     try:
         results = map_assets(task, [(a, ohlcv_scalers[a["symbol"]]) for a in assets], workers)
-        for asset, (names, scaler, first) in zip(assets, tqdm(results, total=len(assets), desc="features",
-                                                              leave=False)):
+        for asset, (sets, scaler, first) in zip(assets, tqdm(results, total=len(assets), desc="features",
+                                                             leave=False)):
             sym = asset["symbol"]
-            covariates = _check_columns(sym, None, names, covariates)
+            covariates = _check_columns(sym, None, sets["level"], covariates)
+            return_covariates = _check_columns(sym, None, sets["log_return"], return_covariates)
             scalers[sym] = scaler
             logger.info("%s: %d rows, %d covariates, first fully-defined row %s", sym, asset.get("rows_out", -1),
-                        len(names), first)
+                        len(covariates), first)
     finally:
         _PROXIES.clear()
-    manifest = {"target": "close", "covariates": covariates, "assets": assets}
+    manifest = {"target": "close", "covariates": covariates, "return_covariates": return_covariates,
+                "assets": assets}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     (out_dir / "scalers.json").write_text(json.dumps(scalers, indent=2))
     return manifest

@@ -13,15 +13,22 @@ module only adapts them to this project:
   which torch >= 2.6 refuses to unpickle by default.
 * scaling to more hardware is a params change: `accelerator`, `devices`, `num_nodes` go
   straight to the Lightning Trainer.
+* with `calendar: true`, uni2ts's transform chains also carry `feat_dynamic_real`, the
+  known-future calendar covariates: packed, patched and indexed like the other covariates (so
+  their variate ids follow the target's, as in `MoiraiForecast`), never predicted, and, unlike
+  `past_feat_dynamic_real`, not truncated at the forecast start (uni2ts issues #163, #176).
+* the datasets of the `target` representation are used (`data/datasets/<target>/`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +47,12 @@ from uni2ts.distribution import (
     StudentTOutput,
 )
 from uni2ts.model.moirai import MoiraiFinetune, MoiraiModule, MoiraiPretrain
-from uni2ts.transform import FixedPatchSizeConstraints, GetPatchSize
+from uni2ts.module.packed_scaler import PackedStdScaler
+from uni2ts.transform import Chain, FixedPatchSizeConstraints, GetPatchSize, PackFields
 
 from finmoirai.builder import IterativeFinancialDatasetBuilder, tokens_per_window
 from finmoirai.params import Knobs, ParamsError, require
+from finmoirai.targets import CALENDAR_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +77,7 @@ class ModelConfig:
     max_seq_len: int = 512
     dropout: float = 0.1
     mixture: tuple[str, ...] | list[str] = ("student_t", "normal_fixed_scale", "laplace", "log_normal")
+    scaler: str = "std"  # per-window scaler: std (uni2ts's) or zero_mean (no shift; see PackedZeroMeanScaler)
 
     def validate(self) -> None:
         require(self.d_model >= 64 and self.d_model % 64 == 0, f"param model.d_model: must be a positive multiple of 64 (heads = d_model // 64), got {self.d_model}")
@@ -75,6 +85,7 @@ class ModelConfig:
         require(self.max_seq_len >= 8, f"param model.max_seq_len: must be >= 8, got {self.max_seq_len}")
         require(0.0 <= self.dropout < 1.0, f"param model.dropout: must be in [0, 1), got {self.dropout}")
         unknown = [c for c in self.mixture if c not in MIXTURE_COMPONENTS]
+        require(self.scaler in ("std", "zero_mean"), f"param model.scaler: 'std' or 'zero_mean', got {self.scaler!r}")
         require(len(self.mixture) > 0 and not unknown, f"param model.mixture: unknown component(s) {unknown}; known: {', '.join(MIXTURE_COMPONENTS)}")
 
 
@@ -135,9 +146,26 @@ class FinetuneConfig(TrainerConfig):
         require(bool(self.init_from), "param finetune.init_from: must name a local model folder or a hub id")
 
 
+class PackedZeroMeanScaler(PackedStdScaler):
+    """uni2ts's per-window scaler without the shift: loc 0, scale the context's root mean square
+    (std and mean combined). uni2ts's PackedStdScaler adds each window's context mean back to
+    every forecast step; on returns that mean is mostly noise, and adding it back extrapolates
+    a week's average hourly return over the whole horizon. With this scaler a zero output is a
+    zero return, and any drift has to be learnt."""
+
+    def _get_loc_scale(self, target, observed_mask, sample_id, variate_id):
+        loc, scale = super()._get_loc_scale(target, observed_mask, sample_id, variate_id)
+        return torch.zeros_like(loc), torch.sqrt(scale**2 + loc**2)  # padding keeps loc 0, scale 1
+
+
+SCALERS = {"std": PackedStdScaler, "zero_mean": PackedZeroMeanScaler}
+SCALER_FILE = "scaler.json"  # beside config.json: uni2ts's config has no field for the scaler
+
+
 def new_module(cfg: ModelConfig, patch_size: int) -> MoiraiModule:
-    """A fresh Moirai encoder: one patch size (the experiment knob) and a mixture output."""
-    return MoiraiModule(
+    """A fresh Moirai encoder: one patch size (the experiment knob), a mixture output and the
+    per-window scaler of `model.scaler`."""
+    module = MoiraiModule(
         distr_output=MixtureOutput([MIXTURE_COMPONENTS[c]() for c in cfg.mixture]),
         d_model=cfg.d_model,
         num_layers=cfg.num_layers,
@@ -147,6 +175,12 @@ def new_module(cfg: ModelConfig, patch_size: int) -> MoiraiModule:
         dropout_p=cfg.dropout,
         scaling=True,
     )
+    module.scaler = SCALERS[cfg.scaler]()
+    return module
+
+
+def scaler_name(module: MoiraiModule) -> str:
+    return next(name for name, cls in SCALERS.items() if type(module.scaler) is cls)
 
 
 def load_module(source: str) -> MoiraiModule:
@@ -160,6 +194,9 @@ def load_module(source: str) -> MoiraiModule:
         if not (path / "config.json").is_file():
             raise ValueError(f"{path}: not a saved Moirai model (no config.json)")
         module = MoiraiModule.from_pretrained(str(path))
+        saved = path / SCALER_FILE
+        if saved.is_file():  # a folder this project wrote; hub and older folders use uni2ts's scaler
+            module.scaler = SCALERS[json.loads(saved.read_text())["scaler"]]()
     elif source.startswith((".", "/")) or source.startswith(("models/", "data/")) or source.count("/") != 1:
         raise ValueError(f"param finetune.init_from: {source} is neither an existing model folder nor a hub id like Salesforce/moirai-1.1-R-small")
     else:
@@ -168,24 +205,59 @@ def load_module(source: str) -> MoiraiModule:
     return module.train()  # from_pretrained returns eval mode
 
 
-def check_window_fits(module: MoiraiModule, knobs: Knobs, num_variates: int) -> None:
+def check_window_fits(module: MoiraiModule, knobs: Knobs, variates: int) -> None:
     """Fail before training when one window cannot fit into the model's sequence length."""
     if knobs.patch_size not in module.patch_sizes:
         raise ParamsError(f"param patch_size: {knobs.patch_size} is not a patch size of the model (it has {tuple(module.patch_sizes)})")
-    tokens = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, num_variates)
+    tokens = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, variates)
     if tokens > module.max_seq_len:
         raise ParamsError(
             f"params context_length={knobs.context_length}, prediction_length={knobs.prediction_length}, patch_size={knobs.patch_size}: "
-            f"a window of {num_variates} variates needs {tokens} tokens > model max_seq_len {module.max_seq_len}"
+            f"a window of {variates} variates needs {tokens} tokens > model max_seq_len {module.max_seq_len}"
         )
 
 
-class FinancialMoiraiPretrain(MoiraiPretrain):
-    """MoiraiPretrain with a fixed patch size and deterministic validation windows."""
+KNOWN_FUTURE = "feat_dynamic_real"
+PAST_ONLY = "past_feat_dynamic_real"
 
-    def __init__(self, *args: Any, fixed_patch_size: int, **kwargs: Any) -> None:
+
+def num_variates(manifest: dict[str, Any], calendar: bool) -> int:
+    """Target + past covariates (+ calendar covariates) of a dataset manifest."""
+    return 1 + len(manifest["covariates"]) + (len(CALENDAR_COLUMNS) if calendar else 0)
+
+
+def with_known_future(chain: Chain) -> Chain:
+    """uni2ts's chain with `feat_dynamic_real` beside `past_feat_dynamic_real` in every step
+    that handles covariates, placed just before it (MoiraiForecast's variate order: target,
+    known-future, past-only). Truncation at the forecast start (`optional_truncate_fields`)
+    is left to the past-only covariates: the calendar stays visible over the horizon."""
+    steps = []
+    for step in chain.transformations:
+        if isinstance(step, PackFields) and step.output_field == PAST_ONLY:
+            steps.append(dataclasses.replace(step, output_field=KNOWN_FUTURE, optional_fields=(KNOWN_FUTURE,)))
+        elif PAST_ONLY in getattr(step, "optional_fields", ()):
+            fields = list(step.optional_fields)
+            fields.insert(fields.index(PAST_ONLY), KNOWN_FUTURE)
+            step = dataclasses.replace(step, optional_fields=tuple(fields))
+        steps.append(step)
+    return Chain(steps)
+
+
+def _maybe_known_future(base: Any, known_future: bool) -> dict[Any, Any]:
+    """A transform map whose chains carry the calendar covariates when `known_future`."""
+    if not known_future:
+        return base
+    return defaultdict(lambda: lambda *args, **kwargs: with_known_future(base["train"](*args, **kwargs)))
+
+
+class FinancialMoiraiPretrain(MoiraiPretrain):
+    """MoiraiPretrain with a fixed patch size, deterministic validation windows and, optionally,
+    the known-future calendar covariates."""
+
+    def __init__(self, *args: Any, fixed_patch_size: int, known_future: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fixed_patch_size = fixed_patch_size
+        self.known_future = known_future
 
     @property
     def train_transform_map(self):
@@ -196,13 +268,31 @@ class FinancialMoiraiPretrain(MoiraiPretrain):
             for step in chain.transformations:
                 if isinstance(step, GetPatchSize):
                     step.patch_size_constraints = FixedPatchSizeConstraints(self.fixed_patch_size)
-            return chain
+            return with_known_future(chain) if self.known_future else chain
 
         return {"train": transform}
 
     # uni2ts builds validation windows only in MoiraiFinetune; the property only needs
     # hparams.max_dim, module.patch_sizes and seq_fields, which MoiraiPretrain has too.
-    val_transform_map = MoiraiFinetune.val_transform_map
+    @property
+    def val_transform_map(self):
+        return _maybe_known_future(MoiraiFinetune.val_transform_map.fget(self), self.known_future)
+
+
+class FinancialMoiraiFinetune(MoiraiFinetune):
+    """MoiraiFinetune whose windows optionally carry the known-future calendar covariates."""
+
+    def __init__(self, *args: Any, known_future: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known_future = known_future
+
+    @property
+    def train_transform_map(self):
+        return _maybe_known_future(super().train_transform_map, self.known_future)
+
+    @property
+    def val_transform_map(self):
+        return _maybe_known_future(super().val_transform_map, self.known_future)
 
 
 class BestWeights(L.Callback):
@@ -279,10 +369,12 @@ def pretrain(
     live_dir: Path,
 ) -> dict[str, Any] | None:
     """Pre-train a fresh Moirai on the training split; write `out_dir` as a HF model folder."""
+    require(model_cfg.scaler == "std" or knobs.target == "log_return",
+            f"param model.scaler: {model_cfg.scaler} needs target log_return (a price level scaled by its "
+            f"own root mean square would hide every move); set model.scaler: std or target: log_return")
     L.seed_everything(knobs.seed, workers=True)
-    num_variates = 1 + len(builder.manifest()["covariates"])
     module = new_module(model_cfg, knobs.patch_size)
-    check_window_fits(module, knobs, num_variates)
+    check_window_fits(module, knobs, num_variates(builder.manifest(), knobs.calendar))
     model = FinancialMoiraiPretrain(
         min_patches=cfg.min_patches,
         min_mask_ratio=cfg.min_mask_ratio,
@@ -295,6 +387,7 @@ def pretrain(
         weight_decay=cfg.weight_decay,
         log_on_step=True,
         fixed_patch_size=knobs.patch_size,
+        known_future=knobs.calendar,
     )
     train_data = builder.load_dataset(model.train_transform_map)
     train_loader = DataLoader(
@@ -319,8 +412,8 @@ def pretrain(
 def _window_loader(builder, split, model, knobs: Knobs, distance: int, batch_size: int, shuffle: bool = False):
     """`batch_size` windows per step. Every window has the same token count, so padding
     to exactly that count wastes nothing (packing would merge a whole epoch into one step)."""
-    num_variates = 1 + len(builder.manifest()["covariates"])
-    max_len = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, num_variates)
+    variates = num_variates(builder.manifest(), knobs.calendar)
+    max_len = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, variates)
     dataset = builder.load_window_dataset(
         split,
         model.val_transform_map if split != "train" else model.train_transform_map,
@@ -348,13 +441,13 @@ def finetune(
     """Fine-tune on fixed windows of the training split; early-stop on validation NLL."""
     L.seed_everything(knobs.seed, workers=True)
     module = load_module(cfg.init_from)
-    num_variates = 1 + len(builder.manifest()["covariates"])
-    check_window_fits(module, knobs, num_variates)
-    model = MoiraiFinetune(
+    variates = num_variates(builder.manifest(), knobs.calendar)
+    check_window_fits(module, knobs, variates)
+    model = FinancialMoiraiFinetune(
         min_patches=2,
         min_mask_ratio=0.1,  # unused by fixed-window fine-tuning, required by the signature
         max_mask_ratio=0.5,
-        max_dim=max(64, num_variates),
+        max_dim=max(64, variates),
         num_training_steps=None,
         num_warmup_steps=0,
         module=module,
@@ -364,6 +457,7 @@ def finetune(
         context_length=knobs.context_length,
         prediction_length=knobs.prediction_length,
         patch_size=knobs.patch_size,
+        known_future=knobs.calendar,
     )
     train_loader = _window_loader(builder, "train", model, knobs, cfg.train_distance, cfg.batch_size, shuffle=True)
     val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
@@ -395,5 +489,6 @@ def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.module.save_pretrained(str(out_dir))
     (out_dir / "training.json").write_text(json.dumps(config | {"result": summary}, indent=2, default=str))
+    (out_dir / SCALER_FILE).write_text(json.dumps({"scaler": scaler_name(model.module)}))
     logger.info("saved %s: %s", out_dir, summary)
     return summary

@@ -7,12 +7,15 @@ Parsing is strict (unknown or missing keys, wrong types) so a typo in params.yam
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from finmoirai.targets import TARGETS
 
 T = TypeVar("T")
 
@@ -73,6 +76,8 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
             raise ParamsError(f"param {key}: expected an integer, got {value!r}")
         return value
     if hint is str:
+        if isinstance(value, datetime.date):  # YAML reads an unquoted 2019-01-01 as a date
+            return value.isoformat()
         if not isinstance(value, str):
             raise ParamsError(f"param {key}: expected a string, got {value!r}")
         return value
@@ -127,15 +132,19 @@ class Knobs:
     patch_size: int
     context_length: int
     prediction_length: int
+    target: str
+    calendar: bool
 
     def validate(self) -> None:
+        require(self.target in TARGETS, f"param target: {self.target!r} is not one of {', '.join(TARGETS)}")
         require(self.patch_size in (8, 16, 32, 64, 128), f"param patch_size: {self.patch_size} is not one of 8, 16, 32, 64, 128")
         require(self.context_length > 0, f"param context_length: must be positive, got {self.context_length}")
         require(self.prediction_length > 0, f"param prediction_length: must be positive, got {self.prediction_length}")
 
 
 def knobs(params: dict[str, Any]) -> Knobs:
-    raw = {k: params.get(k) for k in ("seed", "patch_size", "context_length", "prediction_length") if k in params}
+    names = [f.name for f in dataclasses.fields(Knobs)]
+    raw = {k: params[k] for k in names if k in params}
     return parse_section(Knobs, raw, "top-level")
 
 
@@ -154,6 +163,15 @@ class SplitConfig:
         except ValueError as e:
             raise ParamsError(f"param split: bad date ({e})") from None
         require(a < b, f"param split: train_end {self.train_end} must be before val_end {self.val_end}")
+
+    @classmethod
+    def warmup_then_test(cls, test_start: str) -> SplitConfig:
+        """The split of a lake that is only scored (`evaluate.lake_path`): every bar before
+        `test_start` is the warm-up that scalers and indicator statistics are fitted on (the
+        data stages' "training" rows), there is no validation period, the test starts at
+        `test_start`. Built directly rather than parsed, so the user's `split` section keeps
+        its strict train_end < val_end check."""
+        return cls(train_end=test_start, val_end=test_start)
 
     @property
     def train_end_ts(self):

@@ -314,11 +314,18 @@ def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig) -> tu
 # --------------------------------------------------------------------------- scalers
 
 
+class TooFewTrainingRows(ValueError):
+    """An asset has fewer observed rows before split.train_end than preprocess.min_train_rows.
+
+    Its own type so that a caller with a different split (evaluate.lake_path's warm-up) can
+    say which of its params to change; the message stays the main pipeline's."""
+
+
 def fit_scaler(df: pd.DataFrame, split: SplitConfig, min_rows: int, symbol: str) -> dict[str, dict[str, Any]]:
     """Per-variate z-score fitted on observed training rows only (t < train_end)."""
     train = df[(df["timestamp"] < split.train_end_ts) & df["observed"]]
     if len(train) < min_rows:
-        raise ValueError(
+        raise TooFewTrainingRows(
             f"asset {symbol}: {len(train)} observed training rows before {split.train_end} "
             f"(of {len(df)} rows), need preprocess.min_train_rows={min_rows}"
         )

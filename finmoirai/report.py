@@ -44,10 +44,12 @@ def markdown_report(result: dict[str, Any], meta: dict[str, Any]) -> str:
     rows = [
         f"| {m} | " + " | ".join(fmt.format(models[m][key]) for key, _, fmt in COLUMNS) + " |" for m in order
     ]
+    period = meta.get("period", "test")
     lines = [
         "# Evaluation: model vs baselines",
         "",
-        f"Test period from {meta['val_end']}; {meta['windows']} rolling windows over {len(meta['assets'])} assets "
+        f"{period.capitalize()} period from {meta['val_end']}; {meta['windows']} rolling windows over "
+        f"{len(meta['assets'])} assets "
         f"({', '.join(meta['assets'])}); context {meta['context_length']} bars, horizon {meta['prediction_length']} bars, "
         f"origins every {meta['stride']} bars. Prices in original units.",
         "",
@@ -61,6 +63,13 @@ def markdown_report(result: dict[str, Any], meta: dict[str, Any]) -> str:
         "(nominal 0.50 / 0.90). Trading: long/short on the sign of the median forecast return over the horizon, held "
         f"until the next origin, {meta['cost_bps']} bp cost per unit turnover; metrics averaged over assets.",
     ]
+    for model, sig in result.get("significance", {}).items():
+        test = ("too few origin dates for a Diebold-Mariano test" if sig["dm_p"] is None else
+                f"Diebold-Mariano test of per-window CRPS vs RW-EWMA: statistic {sig['dm_stat']:+.2f}, "
+                f"p = {sig['dm_p']:.3g} over {sig['dm_n']} origin dates (negative: lower loss than RW-EWMA)")
+        lines += ["", f"**{model}**: skill {models[model]['skill']:+.3f}, 95% interval [{sig['skill_lo']:+.3f}, "
+                      f"{sig['skill_hi']:+.3f}] (moving-block bootstrap over origin dates, blocks of 5 days, the "
+                      f"same dates for every asset); {test}."]
     if meta.get("not_evaluated"):
         lines += ["", f"Not evaluated (no full test window): {', '.join(meta['not_evaluated'])}."]
     return "\n".join(lines) + "\n"

@@ -333,8 +333,9 @@ def merge_features(real: Path, extra: Path, out: Path, prefix: str = "syn_") -> 
 
     a = json.loads((real / "manifest.json").read_text())
     b = json.loads((extra / "manifest.json").read_text())
-    if a["covariates"] != b["covariates"]:
-        raise ValueError(f"synthetic corpus covariates {b['covariates']} differ from the real ones {a['covariates']}")
+    for key in ("covariates", "return_covariates"):
+        if a.get(key) != b.get(key):
+            raise ValueError(f"synthetic corpus {key} {b.get(key)} differ from the real ones {a.get(key)}")
     renamed = [{**x, "symbol": prefix + x["symbol"], "synthetic": True} for x in b["assets"]]
     clash = sorted({x["symbol"] for x in a["assets"]} & {x["symbol"] for x in renamed})
     if clash:

@@ -42,7 +42,7 @@ def main() -> None:
                                   section(params, FeaturesConfig, "features"))
         merged = merge_features(FEATURES, extra, SYNTHETIC_TMP / "merged")
         summary = builder.build_dataset(merged, split)
-        logger.info("train split: %d real + %d synthetic assets", len(summary["assets"]) - cfg.synthetic_assets,
+        logger.info("train split: %d real + %d synthetic assets", len(summary["level"]["assets"]) - cfg.synthetic_assets,
                     cfg.synthetic_assets)
     finally:
         shutil.rmtree(SYNTHETIC_TMP, ignore_errors=True)

@@ -1,16 +1,19 @@
-"""DVC stage `evaluate`: rolling-origin forecasts of the test period, models vs baselines.
+"""DVC stage `evaluate`: rolling-origin forecasts of the test (or validation) period, models vs baselines.
 
 By default it scores the pipeline's own assets (data/features). With `evaluate.lake_path`
 set it runs extract -> preprocess -> features on that lake in a temporary directory, with
-this repo's params, and scores the trained models there without retraining.
+this repo's params and the evaluate selection (years, symbols, asset classes), fitting
+scalers on the lake's bars before `evaluate.test_start`, and scores the trained models
+there from that test start on, without retraining.
 """
 
 import json
 import logging
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
+
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -18,17 +21,20 @@ from finmoirai import setup_logging, write_json  # noqa: E402
 from finmoirai.evaluation import (  # noqa: E402
     EvaluateConfig,
     forecasters,
+    lake_features_for_scoring,
     load_series,
+    other_lake_selection,
     plot_fan_chart,
     run_windows,
     summarise,
 )
-from finmoirai.features import FeaturesConfig, features_from_lake  # noqa: E402
+from finmoirai.features import FeaturesConfig  # noqa: E402
 from finmoirai.lake import ExtractConfig  # noqa: E402
 from finmoirai.model import load_module  # noqa: E402
 from finmoirai.params import SplitConfig, knobs, load_params, section  # noqa: E402
 from finmoirai.preprocessing import PreprocessConfig  # noqa: E402
 from finmoirai.report import markdown_report, plot_all, write_plot_data  # noqa: E402
+from finmoirai.targets import TARGET_COLUMNS  # noqa: E402
 
 logger = logging.getLogger("evaluate")
 FEATURES = Path("data/features")
@@ -36,14 +42,19 @@ SCALERS = Path("data/preprocessed/scalers.json")
 MODELS = {"moirai": "models/finetuned", "zero_shot": "models/pretrained"}
 
 
-def other_lake_features(params: dict, cfg: EvaluateConfig, split: SplitConfig, work: Path) -> tuple[Path, Path]:
-    """The data stages, on `evaluate.lake_path`, into `work`: (features dir, scalers file)."""
-    selection = section(params, ExtractConfig, "extract")
-    selection = replace(selection, symbols=cfg.symbols or selection.symbols, asset_classes=cfg.asset_classes or selection.asset_classes)
+def other_lake_features(params: dict, cfg: EvaluateConfig, split: SplitConfig,
+                        work: Path) -> tuple[Path, Path, pd.Timestamp]:
+    """The data stages on `evaluate.lake_path`, into `work`, with the evaluate selection and a
+    warm-up split ending at `evaluate.test_start` (default split.val_end): (features dir,
+    scalers file, test start)."""
+    top = knobs(params)
+    selection = other_lake_selection(section(params, ExtractConfig, "extract"), cfg)
     logger.info("evaluating on lake %s (%s)", cfg.lake_path, selection)
-    features_from_lake(Path(cfg.lake_path), selection, split, section(params, PreprocessConfig, "preprocess"),
-                       section(params, FeaturesConfig, "features"), work)
-    return work / "features", work / "preprocessed" / "scalers.json"
+    test_start = lake_features_for_scoring(Path(cfg.lake_path), selection, cfg.test_start or split.val_end,
+                                           section(params, PreprocessConfig, "preprocess"),
+                                           section(params, FeaturesConfig, "features"),
+                                           top.context_length, top.prediction_length, work)
+    return work / "features", work / "preprocessed" / "scalers.json", test_start
 
 
 def one_per_class_first(windows: list) -> list:
@@ -63,24 +74,35 @@ def main() -> None:
     cfg = section(params, EvaluateConfig, "evaluate")
     split = section(params, SplitConfig, "split")
     modules = {name: load_module(path).eval() for name, path in MODELS.items()}
-    trained_covariates = json.loads((FEATURES / "manifest.json").read_text())["covariates"]
+    trained_covariates = json.loads((FEATURES / "manifest.json").read_text())[TARGET_COLUMNS[top.target][1]]
+    scored_until = split.val_end_ts if cfg.split == "val" else None
     with tempfile.TemporaryDirectory(prefix="evaluate-", dir="data") as tmp:
-        features_dir, scalers_file = (FEATURES, SCALERS) if cfg.lake_path is None else other_lake_features(params, cfg, split, Path(tmp))
+        if cfg.lake_path is not None:
+            features_dir, scalers_file, test_start = other_lake_features(params, cfg, split, Path(tmp))
+        else:
+            features_dir, scalers_file = FEATURES, SCALERS
+            test_start = split.train_end_ts if cfg.split == "val" else split.val_end_ts
         scalers = json.loads(scalers_file.read_text())
-        series = load_series(features_dir, scalers, split.val_end_ts, covariates=trained_covariates)
-    fns = forecasters(modules, top.context_length, top.prediction_length, top.patch_size, cfg)
+        series = load_series(features_dir, scalers, test_start, covariates=trained_covariates, target=top.target,
+                             scored_until=scored_until)
+    fns = forecasters(modules, top.context_length, top.prediction_length, top.patch_size, cfg, top.calendar)
     windows, skipped, seconds = run_windows(series, fns, top.context_length, top.prediction_length, cfg.stride, top.seed)
     result = summarise(windows, list(fns), top.context_length, top.prediction_length, cfg)
 
-    headline = {"skill": result["models"]["moirai"]["skill"], "windows": int(sum(len(w.origins) for w in windows))}
+    moirai = result["significance"]["moirai"]  # per model in evaluate_details.json: one headline keeps exp show narrow
+    headline = {"split": cfg.split, "skill": result["models"]["moirai"]["skill"], "skill_lo": moirai["skill_lo"],
+                "skill_hi": moirai["skill_hi"], "dm_p": moirai["dm_p"],
+                "windows": int(sum(len(w.origins) for w in windows))}
     write_json(Path("metrics/evaluate.json"), headline | result["models"])
     write_json(Path("metrics/evaluate_per_asset.json"), result["per_asset"])
     write_json(
         Path("metrics/evaluate_details.json"),
-        {k: result[k] for k in ("per_step", "coverage", "pit")} | {"seconds": seconds, "not_evaluated": skipped},
+        {k: result[k] for k in ("per_step", "coverage", "pit", "significance")}
+        | {"seconds": seconds, "not_evaluated": skipped},
     )
     meta = {
-        "val_end": split.val_end,
+        "period": "validation" if cfg.split == "val" else "test",
+        "val_end": str(test_start) if cfg.lake_path is not None or cfg.split == "val" else split.val_end,
         "windows": headline["windows"],
         "assets": [w.series.symbol for w in windows],
         "context_length": top.context_length,

@@ -16,7 +16,7 @@ def main() -> None:
     params = load_params()
     top = knobs(params)
     cfg = section(params, FinetuneConfig, "finetune")
-    builder = IterativeFinancialDatasetBuilder(Path("data/datasets"))
+    builder = IterativeFinancialDatasetBuilder(Path("data/datasets")).for_target(top.target)
     result = finetune(builder, top, cfg, Path("models/finetuned"), Path("dvclive/finetune"))
     if result is not None:  # None on every process but rank 0 of a multi-device run
         write_json(Path("metrics/finetune.json"), result)

@@ -17,7 +17,7 @@ def main() -> None:
     top = knobs(params)
     model_cfg = section(params, ModelConfig, "model")
     cfg = section(params, PretrainConfig, "pretrain")
-    builder = IterativeFinancialDatasetBuilder(Path("data/datasets"))
+    builder = IterativeFinancialDatasetBuilder(Path("data/datasets")).for_target(top.target)
     result = pretrain(builder, top, model_cfg, cfg, Path("models/pretrained"), Path("dvclive/pretrain"))
     if result is not None:  # None on every process but rank 0 of a multi-device run
         write_json(Path("metrics/pretrain.json"), result)

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finmoirai.targets import log_returns
+
 COVARIATES = ["open", "rsi_14", "regime_volatile"]
+RETURN_COVARIATES = ["open_rel", "rsi_14", "regime_volatile"]
 
 
 def write_feature_dir(out: Path, lengths: dict[str, int], start: str = "2018-09-01", seed: int = 0) -> Path:
@@ -19,15 +22,16 @@ def write_feature_dir(out: Path, lengths: dict[str, int], start: str = "2018-09-
     for symbol, n in lengths.items():
         ts = pd.date_range(start, periods=n, freq="h", tz="UTC")
         close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-        frame = pd.DataFrame(
-            {"timestamp": ts, "observed": rng.random(n) > 0.02, "close_raw": close, "target": (close - 100) / 10}
-        )
-        for c in COVARIATES:
+        observed = rng.random(n) > 0.02
+        frame = pd.DataFrame({"timestamp": ts, "observed": observed, "close_raw": close, "target": (close - 100) / 10,
+                              "log_return": log_returns(close, observed)})
+        for c in dict.fromkeys(COVARIATES + RETURN_COVARIATES):
             frame[c] = rng.normal(size=n)
         frame.loc[:20, "rsi_14"] = np.nan
         frame.to_parquet(out / f"{symbol}.parquet")
         assets.append({"symbol": symbol, "asset_class": "crypto"})
-    (out / "manifest.json").write_text(json.dumps({"target": "close", "covariates": COVARIATES, "assets": assets}))
+    (out / "manifest.json").write_text(json.dumps({"target": "close", "covariates": COVARIATES,
+                                                   "return_covariates": RETURN_COVARIATES, "assets": assets}))
     return out
 
 
@@ -44,6 +48,25 @@ def price_series(price: np.ndarray, observed: np.ndarray | None = None, start: s
         price=np.asarray(price, dtype=np.float64),
         observed=np.ones(n, dtype=bool) if observed is None else observed,
         test_start=test_start,
-        to_price=lambda z: z,
+        to_price=lambda z, origins: z,
         asset_class="crypto",
     )
+
+
+def write_hourly_lake(out: Path, symbols: dict[str, str], start: str, end: str, seed: int = 0) -> Path:
+    """A hive-partitioned lake (the layout `lake.write_partitions` writes) of hourly random-walk
+    OHLCV bars in [start, end): `symbols` maps symbol -> asset class (24/7 classes such as
+    crypto: every hour is a bar). For lakes of other years than the demo's."""
+    from finmoirai.lake import write_partitions
+
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range(start, end, freq="h", tz="UTC", inclusive="left")
+    for n, (symbol, asset_class) in enumerate(symbols.items()):
+        close = 100.0 * (n + 1) * np.exp(np.cumsum(rng.normal(0, 0.01, len(ts))))
+        open_ = np.concatenate([[close[0]], close[:-1]])
+        wick = np.abs(rng.normal(0, 0.003, (2, len(ts))))
+        frame = pd.DataFrame({"timestamp": ts, "open": open_, "high": np.maximum(open_, close) * (1 + wick[0]),
+                              "low": np.minimum(open_, close) * (1 - wick[1]),
+                              "close": close, "volume": rng.lognormal(10, 0.5, len(ts))})
+        write_partitions(Path(out), asset_class, symbol, frame)
+    return Path(out)

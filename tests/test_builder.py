@@ -5,7 +5,8 @@ import pytest
 
 from finmoirai.builder import IterativeFinancialDatasetBuilder, split_bounds, tokens_per_window, window_plan
 from finmoirai.params import SplitConfig
-from tests.helpers import COVARIATES, write_feature_dir
+from finmoirai.targets import CALENDAR_COLUMNS, calendar_features
+from tests.helpers import COVARIATES, RETURN_COVARIATES, write_feature_dir
 
 SPLIT = SplitConfig("2018-10-01", "2018-10-15")
 
@@ -15,7 +16,7 @@ def built(tmp_path):
     features = write_feature_dir(tmp_path / "features", {"AAA": 1500, "BBB": 1200, "CCC": 900})
     builder = IterativeFinancialDatasetBuilder(tmp_path / "datasets", batch_size=2)
     summary = builder.build_dataset(features, SPLIT)
-    return builder, summary, features
+    return builder.for_target("level"), summary["level"], features
 
 
 def test_schema_and_shards(built):
@@ -24,10 +25,35 @@ def test_schema_and_shards(built):
     train = builder.hf_dataset("train")
     assert sorted(train["item_id"]) == ["AAA", "BBB", "CCC"]
     row = train[0]
-    assert set(row) == {"item_id", "start", "freq", "split_start", "target", "past_feat_dynamic_real"}
+    assert set(row) == {"item_id", "start", "freq", "split_start", "target", "past_feat_dynamic_real",
+                        "feat_dynamic_real"}
     assert row["freq"] == "h"
     assert len(row["past_feat_dynamic_real"]) == len(COVARIATES)
     assert len(row["past_feat_dynamic_real"][0]) == len(row["target"])
+    assert len(row["feat_dynamic_real"]) == len(CALENDAR_COLUMNS)
+    assert len(row["feat_dynamic_real"][0]) == len(row["target"])
+
+
+def test_every_target_representation_is_built(tmp_path):
+    """One dataset per target: the log_return one holds the percent log returns of close with
+    their own covariates, both hold the calendar of every bar."""
+    features = write_feature_dir(tmp_path / "features", {"AAA": 1500})
+    root = IterativeFinancialDatasetBuilder(tmp_path / "datasets")
+    summaries = root.build_dataset(features, SPLIT)
+    assert summaries["level"]["covariates"] == COVARIATES
+    assert summaries["log_return"]["covariates"] == RETURN_COVARIATES
+    frame = pd.read_parquet(features / "AAA.parquet")
+    row = root.for_target("log_return").hf_dataset("test")[0]
+    observed = frame["observed"].to_numpy()
+    expected = 100 * np.diff(np.log(frame["close_raw"].to_numpy()), prepend=np.nan)
+    target = np.asarray(row["target"], dtype=float)
+    assert np.array_equal(np.isnan(target[1:]), ~observed[1:])
+    np.testing.assert_allclose(target[1:][observed[1:]], expected[1:][observed[1:]], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(row["past_feat_dynamic_real"][0]), frame["open_rel"], rtol=1e-6)
+    calendar = calendar_features(frame["timestamp"], "crypto")
+    np.testing.assert_allclose(np.asarray(row["feat_dynamic_real"], dtype=float)[:4], calendar[:, :4].T, atol=1e-6)
+    with pytest.raises(ValueError, match="param target"):
+        root.for_target("price")
 
 
 def test_splits_have_no_future_bars(built):
@@ -91,14 +117,16 @@ def test_test_period_never_reaches_training_or_validation_data(tmp_path):
     features = write_feature_dir(tmp_path / "features", {"AAA": 1500, "BBB": 1200})
     first = IterativeFinancialDatasetBuilder(tmp_path / "a")
     first.build_dataset(features, SPLIT)
+    first = first.for_target("level")
     for path in features.glob("*.parquet"):
         frame = pd.read_parquet(path)
         future = frame["timestamp"] >= SPLIT.val_end_ts
-        for col in ("target", *COVARIATES):
+        for col in ("target", "log_return", *COVARIATES, *RETURN_COVARIATES):
             frame.loc[future, col] = 1e6
         frame.to_parquet(path)
     second = IterativeFinancialDatasetBuilder(tmp_path / "b")
     second.build_dataset(features, SPLIT)
+    second = second.for_target("level")
     for name in ("train", "val"):
         assert first.hf_dataset(name).to_pandas().equals(second.hf_dataset(name).to_pandas())
     changed = second.hf_dataset("test").to_pandas()
@@ -112,18 +140,18 @@ def test_temp_dir_removed_on_interrupt(tmp_path, monkeypatch, error):
     calls = []
     real = IterativeFinancialDatasetBuilder._write_shard
 
-    def interrupted(self, index, name, frames, bounds, covariates, tmp):
+    def interrupted(self, index, target, name, frames, bounds, covariates, tmp):
         calls.append(index)
         assert tmp.is_dir() and tmp.parent.name == ".tmp"  # the batch is being written through it
         if index == 1 and name == "val":  # Ctrl-C (or a crash) in the middle of the second batch
             (tmp / "cache").mkdir(exist_ok=True)
             (tmp / "cache" / "partial.arrow").write_bytes(b"half")
             raise error("stop")
-        return real(self, index, name, frames, bounds, covariates, tmp)
+        return real(self, index, target, name, frames, bounds, covariates, tmp)
 
     monkeypatch.setattr(IterativeFinancialDatasetBuilder, "_write_shard", interrupted)
     with pytest.raises(error):
         IterativeFinancialDatasetBuilder(out, batch_size=2).build_dataset(features, SPLIT)
     assert 1 in calls
     assert not (out / ".tmp").exists()
-    assert list(out.glob("train/part-*"))  # the first batch was written before the interrupt
+    assert list(out.glob("level/train/part-*"))  # the first batch was written before the interrupt

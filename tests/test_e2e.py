@@ -86,6 +86,8 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     for model in ("zero_shot", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"):
         assert math.isfinite(metrics[model]["crps"]), (model, metrics[model])
     assert metrics["rw_ewma"]["skill"] == 0.0
+    assert metrics["split"] == "test" and metrics["skill_lo"] <= metrics["skill"] <= metrics["skill_hi"]
+    assert 0.0 <= metrics["dm_p"] <= 1.0
     assert "| moirai |" in (repo / "metrics" / "report.md").read_text()
     assert (repo / "metrics" / "data_quality.json").is_file()
     for stage in ("pretrain", "finetune"):
@@ -115,6 +117,14 @@ def test_patch_size_experiment_reruns_only_model_stages(repo):
     assert math.isfinite(_metrics(repo)["moirai"]["crps"])
 
 
+def test_target_and_calendar_knobs_rerun_only_the_model_stages(repo):
+    out = _run(["dvc", "exp", "run", "-S", "target=level", "-S", "model.scaler=std", "-S", "calendar=true"], repo)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"pretrain", "finetune", "evaluate"}, out
+    metrics = _metrics(repo)
+    assert math.isfinite(metrics["moirai"]["crps"]) and math.isfinite(metrics["skill"])
+
+
 def test_evaluate_on_another_lake_without_retraining(repo):
     out = _run(
         ["dvc", "exp", "run", "-S", "evaluate.lake_path=data/lake", "-S", "evaluate.symbols=[BTC,ETH]", "-S", "evaluate.asset_classes=[crypto]"],
@@ -125,3 +135,40 @@ def test_evaluate_on_another_lake_without_retraining(repo):
     per_asset = json.loads((repo / "metrics" / "evaluate_per_asset.json").read_text())
     assert sorted(per_asset) == ["BTC", "ETH"]
     assert "| moirai |" in (repo / "metrics" / "report.md").read_text()
+
+
+def test_evaluate_on_a_lake_of_other_years_reruns_only_evaluate(repo):
+    """A lake of 2022-2023 bars (the model saw 2018-2019): its own years and test start, its
+    scalers fitted on its bars before that start, and nothing but evaluate reruns."""
+    from tests.helpers import write_hourly_lake
+
+    write_hourly_lake(repo / "other_lake", {"BTC": "crypto", "ETH": "crypto"}, "2022-11-01", "2023-02-01")
+    out = _run(
+        ["dvc", "exp", "run", "-S", "evaluate.lake_path=other_lake", "-S", "evaluate.years=[2022,2023]",
+         "-S", "evaluate.test_start=2023-01-01", "-S", "evaluate.symbols=[BTC,ETH]",
+         "-S", "evaluate.asset_classes=[crypto]"],
+        repo,
+    )
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"evaluate"}, out
+    metrics = _metrics(repo)
+    assert metrics["windows"] == 8, metrics  # 2 assets x origins 1464, 1704, 1944, 2184 (stride 240)
+    assert math.isfinite(metrics["skill"])
+    for model in ("moirai", "zero_shot", "random_walk", "rw_ewma"):
+        for name in ("crps", "msis", "mse", "mae", "mase"):
+            assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
+    per_asset = json.loads((repo / "metrics" / "evaluate_per_asset.json").read_text())
+    assert sorted(per_asset) == ["BTC", "ETH"]
+    assert "Test period from 2023-01-01 00:00:00+00:00" in (repo / "metrics" / "report.md").read_text()
+
+
+def test_validation_period_is_scored_by_evaluate_alone(repo):
+    # last: the lake tests before it score another lake, which only has a test period
+    out = _run(["dvc", "exp", "run", "-S", "evaluate.split=val", "-S", "evaluate.lake_path=null", "-S",
+                "evaluate.symbols=[]", "-S", "evaluate.asset_classes=[]", "-S", "evaluate.years=[]",
+                "-S", "evaluate.test_start=null"], repo)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"evaluate"}, out
+    metrics = _metrics(repo)
+    assert metrics["split"] == "val" and metrics["windows"] > 0 and math.isfinite(metrics["skill"])
+    assert "Validation period from 2019-01-01" in (repo / "metrics" / "report.md").read_text()

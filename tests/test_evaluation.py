@@ -16,7 +16,7 @@ def _series(n=300, seed=0):
         price=price,
         observed=np.ones(n, dtype=bool),
         test_start=200,
-        to_price=lambda z: z * 10 + 100,
+        to_price=lambda z, origins: z * 10 + 100,
     )
 
 

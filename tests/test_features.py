@@ -108,8 +108,8 @@ def test_indicators_are_causal() -> None:
 def test_asset_features_are_causal_end_to_end() -> None:
     df, proxy = frame(0), frame(1)
     scaler = fit_scaler(df, SPLIT, 10, "X")
-    before, _ = asset_features(df, proxy, SPLIT, CFG, scaler)
-    after, _ = asset_features(future_changed(df), future_changed(proxy), SPLIT, CFG, scaler)
+    before, _, _ = asset_features(df, proxy, SPLIT, CFG, scaler)
+    after, _, _ = asset_features(future_changed(df), future_changed(proxy), SPLIT, CFG, scaler)
     pd.testing.assert_frame_equal(before.iloc[:CHANGE_AT], after.iloc[:CHANGE_AT])
     assert not before.iloc[CHANGE_AT:].equals(after.iloc[CHANGE_AT:])
 
@@ -171,7 +171,13 @@ def test_features_stage_outputs(tmp_path: Path) -> None:
     assert cov[-6:] == ["mkt_corr", "mkt_beta", "mkt_relstr", "regime_trending", "regime_ranging", "regime_volatile"]
     assert manifest["target"] == "close" and [a["asset_class"] for a in manifest["assets"]] == ["crypto"] * 2
     bbb = pd.read_parquet(tmp_path / "feat/BBB.parquet")
-    assert list(bbb.columns) == ["timestamp", "observed", "close_raw", "target", *cov] and len(bbb) == N
+    extra = [c for c in manifest["return_covariates"] if c not in cov]
+    assert list(bbb.columns) == ["timestamp", "observed", "close_raw", "target", "log_return", *cov, *extra]
+    assert len(bbb) == N
+    # the log_return target's covariates: no raw price level, volume sum or price difference
+    assert manifest["return_covariates"][:4] == ["log_volume", "open_rel", "high_rel", "low_rel"]
+    assert not {"open", "high", "low", "EMA_10", "OBV"} & set(manifest["return_covariates"])
+    assert {"ADX_14", "RSI_14", "EMA_10_rel", "ATRr_14_rel"} <= set(manifest["return_covariates"])  # "AD" is not "ADX"
     raw = frame(1)
     np.testing.assert_allclose(bbb["close_raw"], raw["close"])
     scalers = json.loads((src / "scalers.json").read_text())["BBB"]
@@ -182,7 +188,7 @@ def test_features_stage_outputs(tmp_path: Path) -> None:
         assert train[col].std(ddof=0) == pytest.approx(1.0, rel=1e-6)
     assert bbb["EMA_10"].iloc[:9].isna().all()  # warm-up NaNs are kept, rows are not dropped
     saved = json.loads((tmp_path / "feat/scalers.json").read_text())
-    assert set(saved["BBB"]) == set(cov)
+    assert set(saved["BBB"]) == set(cov) | set(extra)
 
 
 def test_features_stage_proxy_errors(tmp_path: Path) -> None:
@@ -211,9 +217,9 @@ def test_features_task_pickles_for_worker_processes(tmp_path: Path) -> None:
     (tmp_path / "feat").mkdir()
     task = functools.partial(_features_task, in_dir=src, out_dir=tmp_path / "feat", split=SPLIT, cfg=CFG)
     scalers = json.loads((src / "scalers.json").read_text())
-    names, _, _ = pickle.loads(pickle.dumps(task))(({"symbol": "BBB", "asset_class": "crypto"}, scalers["BBB"]))
+    sets, _, _ = pickle.loads(pickle.dumps(task))(({"symbol": "BBB", "asset_class": "crypto"}, scalers["BBB"]))
     inline = features(src, SPLIT, CFG, tmp_path / "inline")
-    assert names == inline["covariates"]
+    assert sets == {"level": inline["covariates"], "log_return": inline["return_covariates"]}
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "feat/BBB.parquet"),
                                   pd.read_parquet(tmp_path / "inline/BBB.parquet"))
 

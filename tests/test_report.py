@@ -24,10 +24,14 @@ def test_summary_ranks_a_confidently_wrong_model_below_the_baseline(tmp_path):
     assert result["models"]["moirai"]["coverage_90"] < 0.1
     assert len(result["per_step"]["moirai"]) == 24
     assert sum(result["pit"]["moirai"]) == 5 * 24
+    sig = result["significance"]["moirai"]
+    assert abs(sig["skill"] - result["models"]["moirai"]["skill"]) < 1e-9  # window losses add up to gluonts's
+    assert sig["skill_lo"] <= sig["skill"] <= sig["skill_hi"] < 0 and sig["dm_stat"] > 0 and sig["dm_n"] == 5  # dates
     meta = {"val_end": "2019-01-09", "windows": 5, "assets": ["AAA"], "context_length": 50, "prediction_length": 24, "stride": 24, "cost_bps": 5.0}
     text = markdown_report(result, meta)
     lines = [line for line in text.splitlines() if line.startswith("| ")]
     assert lines[1].startswith("| rw_ewma |") and lines[2].startswith("| moirai |")  # best CRPS first
+    assert "95% interval" in text and "Diebold-Mariano" in text
     write_plot_data(result, tmp_path)
     assert list(pd.read_csv(tmp_path / "crps_by_horizon.csv").columns) == ["step", "moirai", "rw_ewma"]
     plot_all(result, tmp_path / "img")

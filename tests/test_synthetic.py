@@ -16,8 +16,8 @@ from finmoirai.preprocessing import PreprocessConfig, clean_asset
 from finmoirai.synthetic import (
     SyntheticConfig,
     class_counts,
-    market_proxy,
     main,
+    market_proxy,
     write_synthetic_lake,
     years_covered,
 )
@@ -205,7 +205,7 @@ def test_build_adds_synthetic_assets_to_the_train_split_only(tmp_path: Path, mon
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     build_stage.main()
-    built = IterativeFinancialDatasetBuilder(tmp_path / "data/datasets")
+    built = IterativeFinancialDatasetBuilder(tmp_path / "data/datasets").for_target("log_return")
     train = sorted(built.hf_dataset("train")["item_id"])
     assert train == ["CRY0000", "CRY0001", "syn_CRY0000", "syn_EQT0000", "syn_FXS0000"]
     for name in ("val", "test"):

@@ -1,0 +1,137 @@
+"""Seed noise and recipe comparisons: train the model stages with several seeds, score both periods.
+
+For each seed (and each `--set` override of params.yaml) it runs the real stage scripts
+`pretrain -> finetune -> evaluate` (test period) and `evaluate` again with `evaluate.split: val`,
+each as its own process, in a work directory under --out whose `data/` links to this repo's
+built data stages (run `make repro` or `dvc repro build` first). It prints the skill vs
+RW-EWMA per seed with its 95% block-bootstrap interval, then the mean and standard deviation
+over seeds, for the validation and the test period. Recipes are chosen on the validation
+columns; the test columns are reported, not tuned on.
+
+    .venv/bin/python bench/seeds.py                              # seeds 42 1 2, default params
+    .venv/bin/python bench/seeds.py --seeds 42 --set target=level --set model.scaler=std
+    .venv/bin/python bench/seeds.py --datasets /tmp/syn/data/datasets   # datasets built with a synthetic corpus
+
+Each seed takes about as long as the model stages of `make repro` (about 10 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("pretrain", "finetune")
+
+
+def apply_override(params: dict, assignment: str) -> None:
+    """`key.sub=value` (value parsed as YAML), as `dvc exp run -S` does."""
+    key, _, raw = assignment.partition("=")
+    if not raw:
+        raise SystemExit(f"--set {assignment!r}: expected key=value")
+    node = params
+    *parents, leaf = key.split(".")
+    for part in parents:
+        if part not in node:
+            raise SystemExit(f"--set {assignment!r}: params.yaml has no section {part}")
+        node = node[part]
+    if leaf not in node:
+        raise SystemExit(f"--set {assignment!r}: params.yaml has no key {key}")
+    node[leaf] = yaml.safe_load(raw)
+
+
+def work_dir(out: Path, params: dict, datasets: Path) -> Path:
+    """A directory that looks like the repo to the stage scripts: code and built data linked."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("finmoirai", "stages"):
+        link = out / name
+        if not link.exists():
+            link.symlink_to(REPO / name)
+    (out / "data").mkdir(exist_ok=True)
+    for name, source in (("features", REPO / "data" / "features"), ("preprocessed", REPO / "data" / "preprocessed"),
+                         ("datasets", datasets)):
+        link = out / "data" / name
+        if not link.exists():
+            if not source.exists():
+                raise SystemExit(f"{source} is missing: run `make repro` (or `dvc repro build`) first")
+            link.symlink_to(source.resolve())
+    (out / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return out
+
+
+def run_stage(work: Path, stage: str, log: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    with (work / log).open("w") as handle:
+        done = subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=work, env=env, stdout=handle,
+                              stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"{work}: stage {stage} failed, see {work / log}")
+
+
+def evaluate(work: Path, params: dict, split: str) -> dict:
+    params["evaluate"]["split"] = split
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stage(work, "evaluate", f"evaluate_{split}.log")
+    metrics = json.loads((work / "metrics" / "evaluate.json").read_text())
+    details = json.loads((work / "metrics" / "evaluate_details.json").read_text())
+    for name in ("evaluate.json", "evaluate_details.json", "report.md"):
+        (work / "metrics" / name).replace(work / f"{split}_{name}")
+    step = details["per_step"]
+    ratio = step["moirai"][0] / step["random_walk"][0] if "random_walk" in step else float("nan")
+    return {"skill": metrics["skill"], "lo": metrics["skill_lo"], "hi": metrics["skill_hi"], "dm_p": metrics["dm_p"],
+            "coverage_80": metrics["moirai"]["coverage_80"], "step1_vs_rw": ratio}
+
+
+def one_seed(out: Path, params: dict, seed: int, datasets: Path) -> dict:
+    params = json.loads(json.dumps(params)) | {"seed": seed}
+    work = work_dir(out / f"seed-{seed}", params, datasets)
+    started = time.monotonic()
+    for stage in STAGES:
+        run_stage(work, stage, f"{stage}.log")
+    trained = time.monotonic() - started
+    result = {split: evaluate(work, params, split) for split in ("val", "test")}
+    return result | {"train_s": round(trained), "total_s": round(time.monotonic() - started)}
+
+
+def summary_line(label: str, values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{label}: mean {statistics.fmean(values):+.4f}  std {std:.4f}  (n={len(values)})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/finmoirai-seeds"))
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--datasets", type=Path, default=REPO / "data" / "datasets",
+                        help="built datasets to train on (e.g. a build with build.synthetic_assets > 0)")
+    args = parser.parse_args(argv)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for assignment in args.overrides:
+        apply_override(params, assignment)
+    results = {}
+    for seed in args.seeds:
+        results[seed] = one_seed(args.out, params, seed, args.datasets)
+        r = results[seed]
+        print(f"seed {seed:>4}: " + "  ".join(
+            f"{split} skill {r[split]['skill']:+.4f} [{r[split]['lo']:+.4f}, {r[split]['hi']:+.4f}] "
+            f"cov80 {r[split]['coverage_80']:.3f} step1/RW {r[split]['step1_vs_rw']:.2f}" for split in ("val", "test"))
+            + f"  ({r['train_s']} s training, {r['total_s']} s in all)", flush=True)
+    print("overrides:", " ".join(args.overrides) or "none")
+    for split in ("val", "test"):
+        print(summary_line(f"{split} skill vs RW-EWMA", [r[split]["skill"] for r in results.values()]))
+    if args.json:
+        args.json.write_text(json.dumps({"overrides": args.overrides, "seeds": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
