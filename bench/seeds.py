@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
+from data_pipeline import run  # the same stage runner as the data benchmark (a sibling script)
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("pretrain", "finetune")
@@ -49,12 +48,11 @@ def apply_override(params: dict, assignment: str) -> None:
 
 
 def work_dir(out: Path, params: dict, datasets: Path) -> Path:
-    """A directory that looks like the repo to the stage scripts: code and built data linked."""
+    """A directory that looks like the repo to the stage scripts: stages and built data linked
+    (a stage script finds the package through its own resolved path)."""
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("finmoirai", "stages"):
-        link = out / name
-        if not link.exists():
-            link.symlink_to(REPO / name)
+    if not (out / "stages").exists():
+        (out / "stages").symlink_to(REPO / "stages")
     (out / "data").mkdir(exist_ok=True)
     for name, source in (("features", REPO / "data" / "features"), ("preprocessed", REPO / "data" / "preprocessed"),
                          ("datasets", datasets)):
@@ -68,12 +66,8 @@ def work_dir(out: Path, params: dict, datasets: Path) -> Path:
 
 
 def run_stage(work: Path, stage: str, log: str) -> None:
-    env = dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    with (work / log).open("w") as handle:
-        done = subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=work, env=env, stdout=handle,
-                              stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise SystemExit(f"{work}: stage {stage} failed, see {work / log}")
+    (work / log).unlink(missing_ok=True)  # `run` appends
+    run([sys.executable, f"stages/{stage}.py"], work, work / log)
 
 
 def evaluate(work: Path, params: dict, split: str) -> dict:
