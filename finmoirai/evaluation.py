@@ -17,7 +17,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from uni2ts.model.moirai import MoiraiForecast, MoiraiModule
 
 from finmoirai.baselines import log_normal_paths
-from finmoirai.params import ParamsError, require
+from finmoirai.params import HEADLINE_BASELINE, EvaluateConfig, ParamsError
 from finmoirai.preprocessing import invert_scaler
 from finmoirai.targets import TARGET_COLUMNS, calendar_features, returns_to_prices
 
@@ -52,55 +52,6 @@ METRIC_NAMES = {
 }
 
 
-BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
-HEADLINE_BASELINE = "rw_ewma"
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    stride: int = 24
-    num_samples: int = 100
-    batch_size: int = 32
-    plot_assets: int = 3
-    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    lookback: int = 500  # bars of history the statistical baselines fit on
-    season_length: dict[str, int] = field(default_factory=lambda: {"crypto": 24, "fx": 24, "equity": 7})
-    transaction_cost_bps: float = 5.0
-    sizing: str = "sign"
-    split: str = "test"  # the period scored: test, or val to choose recipes without looking at test
-    lake_path: str | None = None  # evaluate on another lake with the trained model
-    symbols: list[str] = field(default_factory=list)
-    asset_classes: list[str] = field(default_factory=list)
-    years: list[int] = field(default_factory=list)  # the other lake's years (empty: extract.years)
-    test_start: str | None = None  # the other lake's test start (null: split.val_end)
-
-    def validate(self) -> None:
-        require(self.stride >= 1, f"param evaluate.stride: must be >= 1, got {self.stride}")
-        require(self.num_samples >= 10, f"param evaluate.num_samples: must be >= 10, got {self.num_samples}")
-        require(self.batch_size >= 1, f"param evaluate.batch_size: must be >= 1, got {self.batch_size}")
-        require(self.plot_assets >= 0, f"param evaluate.plot_assets: must be >= 0, got {self.plot_assets}")
-        unknown = [b for b in self.baselines if b not in BASELINES]
-        require(not unknown, f"param evaluate.baselines: unknown {unknown}; known: {', '.join(BASELINES)}")
-        require(HEADLINE_BASELINE in self.baselines, f"param evaluate.baselines: must include {HEADLINE_BASELINE} (the skill reference)")
-        require(self.lookback >= 50, f"param evaluate.lookback: must be >= 50, got {self.lookback}")
-        require(all(v >= 1 for v in self.season_length.values()), "param evaluate.season_length: lengths must be >= 1")
-        require(self.transaction_cost_bps >= 0, f"param evaluate.transaction_cost_bps: must be >= 0, got {self.transaction_cost_bps}")
-        require(self.sizing in ("sign", "confidence"), f"param evaluate.sizing: 'sign' or 'confidence', got {self.sizing!r}")
-        require(self.split in ("test", "val"), f"param evaluate.split: 'test' or 'val', got {self.split!r}")
-        require(self.split == "test" or self.lake_path is None,
-                "param evaluate.split: 'val' scores this repo's validation period; with evaluate.lake_path use test")
-        for name in ("symbols", "asset_classes", "years", "test_start"):
-            value = getattr(self, name)
-            require(self.lake_path is not None or value in (None, []),
-                    f"param evaluate.{name}: only used with evaluate.lake_path, got {value!r} without it")
-        dup = sorted({y for y in self.years if self.years.count(y) > 1})
-        require(not dup, f"param evaluate.years: duplicate year(s) {', '.join(map(str, dup))}")
-        if self.test_start is not None:
-            try:
-                start = pd.Timestamp(self.test_start, tz="UTC")
-            except (ValueError, TypeError) as e:
-                raise ParamsError(f"param evaluate.test_start: {self.test_start!r} is not a date ({e})") from None
-            require(not pd.isna(start), f"param evaluate.test_start: {self.test_start!r} is not a date")
 
 
 @dataclass

@@ -363,3 +363,20 @@ def _check_columns(sym: str, missing: np.ndarray | None, names: list[str], expec
 def _first_complete(timestamps: pd.Series, missing: np.ndarray) -> str:
     complete = ~missing.any(axis=1)
     return str(timestamps[complete].iloc[0]) if complete.any() else "none"
+
+
+def covariate_sets(cfg: FeaturesConfig) -> dict[str, list[str]]:
+    """The covariate columns the features stage will write for `cfg`, per target
+    representation, found by running the real code on a synthetic random walk. The token
+    budget check (model.max_seq_len) needs the variate count before the data stages ran."""
+    n = 2000
+    rng = np.random.default_rng(0)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    spread = close * 0.002
+    df = pd.DataFrame({"timestamp": pd.date_range("2000-01-01", periods=n, freq="h", tz="UTC"),
+                       "open": close, "high": close + spread, "low": close - spread, "close": close,
+                       "volume": rng.uniform(1.0, 2.0, n), "observed": True})
+    split = SplitConfig(train_end=str(df["timestamp"].iloc[n // 2]), val_end=str(df["timestamp"].iloc[-1]))
+    identity = {"mean": 0.0, "std": 1.0, "transform": "identity"}
+    _, _, sets = asset_features(df, df, split, cfg, {c: identity for c in ("open", "high", "low", "close", "volume")})
+    return sets

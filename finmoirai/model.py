@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,8 @@ from uni2ts.model.moirai import MoiraiFinetune, MoiraiModule, MoiraiPretrain
 from uni2ts.module.packed_scaler import PackedStdScaler
 from uni2ts.transform import Chain, FixedPatchSizeConstraints, GetPatchSize, PackFields
 
-from finmoirai.builder import IterativeFinancialDatasetBuilder, tokens_per_window
-from finmoirai.params import Knobs, ParamsError, require
+from finmoirai.builder import IterativeFinancialDatasetBuilder
+from finmoirai.params import FinetuneConfig, Knobs, ModelConfig, ParamsError, PretrainConfig, TrainerConfig, require, tokens_per_window
 from finmoirai.targets import CALENDAR_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -68,82 +68,7 @@ NLL_KEY = "PackedNLLLoss"
 # uni2ts logs with on_step=log_on_step and on_epoch=True; with per-step curves on, Lightning
 # suffixes the epoch aggregate with `_epoch`, which is what early stopping must watch.
 VAL_NLL = f"val/{NLL_KEY}_epoch"
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    d_model: int = 64
-    num_layers: int = 2
-    max_seq_len: int = 512
-    dropout: float = 0.1
-    mixture: tuple[str, ...] | list[str] = ("student_t", "normal_fixed_scale", "laplace", "log_normal")
-    scaler: str = "std"  # per-window scaler: std (uni2ts's) or zero_mean (no shift; see PackedZeroMeanScaler)
-
-    def validate(self) -> None:
-        require(self.d_model >= 64 and self.d_model % 64 == 0, f"param model.d_model: must be a positive multiple of 64 (heads = d_model // 64), got {self.d_model}")
-        require(self.num_layers >= 1, f"param model.num_layers: must be >= 1, got {self.num_layers}")
-        require(self.max_seq_len >= 8, f"param model.max_seq_len: must be >= 8, got {self.max_seq_len}")
-        require(0.0 <= self.dropout < 1.0, f"param model.dropout: must be in [0, 1), got {self.dropout}")
-        unknown = [c for c in self.mixture if c not in MIXTURE_COMPONENTS]
-        require(self.scaler in ("std", "zero_mean"), f"param model.scaler: 'std' or 'zero_mean', got {self.scaler!r}")
-        require(len(self.mixture) > 0 and not unknown, f"param model.mixture: unknown component(s) {unknown}; known: {', '.join(MIXTURE_COMPONENTS)}")
-
-
-@dataclass(frozen=True)
-class TrainerConfig:
-    """What every training stage shares: Lightning hardware settings."""
-
-    accelerator: str = "cpu"
-    devices: int = 1
-    num_nodes: int = 1
-
-    def validate_trainer(self, section: str) -> None:
-        require(self.devices >= 1, f"param {section}.devices: must be >= 1, got {self.devices}")
-        require(self.num_nodes >= 1, f"param {section}.num_nodes: must be >= 1, got {self.num_nodes}")
-
-
-@dataclass(frozen=True)
-class PretrainConfig(TrainerConfig):
-    max_steps: int = 150
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 15
-    min_patches: int = 2
-    min_mask_ratio: float = 0.15
-    max_mask_ratio: float = 0.5
-    max_dim: int = 64
-    val_check_interval: int = 50
-
-    def validate(self) -> None:
-        self.validate_trainer("pretrain")
-        require(self.max_steps >= 1, f"param pretrain.max_steps: must be >= 1, got {self.max_steps}")
-        require(0 <= self.warmup_steps <= self.max_steps, f"param pretrain.warmup_steps: must be in [0, max_steps={self.max_steps}], got {self.warmup_steps}")
-        require(self.batch_size >= 1, f"param pretrain.batch_size: must be >= 1, got {self.batch_size}")
-        require(self.lr > 0, f"param pretrain.lr: must be > 0, got {self.lr}")
-        require(0 < self.min_mask_ratio <= self.max_mask_ratio < 1, "param pretrain.min_mask_ratio/max_mask_ratio: need 0 < min <= max < 1")
-        require(self.min_patches >= 2, f"param pretrain.min_patches: must be >= 2, got {self.min_patches}")
-        require(self.val_check_interval >= 1, f"param pretrain.val_check_interval: must be >= 1, got {self.val_check_interval}")
-
-
-@dataclass(frozen=True)
-class FinetuneConfig(TrainerConfig):
-    init_from: str = "models/pretrained"
-    max_epochs: int = 4
-    batch_size: int = 16
-    lr: float = 1e-4
-    weight_decay: float = 0.1
-    train_distance: int = 24
-    patience: int = 2
-
-    def validate(self) -> None:
-        self.validate_trainer("finetune")
-        require(self.max_epochs >= 1, f"param finetune.max_epochs: must be >= 1, got {self.max_epochs}")
-        require(self.batch_size >= 1, f"param finetune.batch_size: must be >= 1, got {self.batch_size}")
-        require(self.lr > 0, f"param finetune.lr: must be > 0, got {self.lr}")
-        require(self.train_distance >= 1, f"param finetune.train_distance: must be >= 1, got {self.train_distance}")
-        require(self.patience >= 1, f"param finetune.patience: must be >= 1, got {self.patience}")
-        require(bool(self.init_from), "param finetune.init_from: must name a local model folder or a hub id")
+NLL_METRICS = ("train_nll", "val_nll", "best_val_nll")
 
 
 class PackedZeroMeanScaler(PackedStdScaler):
@@ -372,6 +297,7 @@ def pretrain(
     require(model_cfg.scaler == "std" or knobs.target == "log_return",
             f"param model.scaler: {model_cfg.scaler} needs target log_return (a price level scaled by its "
             f"own root mean square would hide every move); set model.scaler: std or target: log_return")
+    torch.set_num_threads(cfg.threads)
     L.seed_everything(knobs.seed, workers=True)
     module = new_module(model_cfg, knobs.patch_size)
     check_window_fits(module, knobs, num_variates(builder.manifest(), knobs.calendar))
@@ -439,6 +365,7 @@ def finetune(
     live_dir: Path,
 ) -> dict[str, Any] | None:
     """Fine-tune on fixed windows of the training split; early-stop on validation NLL."""
+    torch.set_num_threads(cfg.threads)
     L.seed_everything(knobs.seed, workers=True)
     module = load_module(cfg.init_from)
     variates = num_variates(builder.manifest(), knobs.calendar)
@@ -480,8 +407,8 @@ def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: 
         "best_step": best.step,
         "steps": int(trainer.global_step),
         "epochs": int(trainer.current_epoch),
-        "seconds": round(time.monotonic() - started, 1),
     }
+    seconds = round(time.monotonic() - started, 1)
     if not math.isfinite(summary["best_val_nll"]):
         raise RuntimeError(f"training produced no finite validation NLL (last metrics: {final})")
     if not trainer.is_global_zero:
@@ -490,5 +417,5 @@ def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: 
     model.module.save_pretrained(str(out_dir))
     (out_dir / "training.json").write_text(json.dumps(config | {"result": summary}, indent=2, default=str))
     (out_dir / SCALER_FILE).write_text(json.dumps({"scaler": scaler_name(model.module)}))
-    logger.info("saved %s: %s", out_dir, summary)
-    return summary
+    logger.info("saved %s after %.1f s: %s", out_dir, seconds, summary)
+    return {k: summary[k] for k in NLL_METRICS}  # the `dvc exp show` columns; steps and epochs: training.json

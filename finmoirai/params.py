@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import types
 import typing
 from pathlib import Path
@@ -184,3 +185,170 @@ class SplitConfig:
         import pandas as pd
 
         return pd.Timestamp(self.val_end, tz="UTC")
+
+
+
+def tokens_per_window(context_length: int, prediction_length: int, patch_size: int, num_variates: int) -> int:
+    """Sequence length (in patches) of one window once every variate is patchified: uni2ts
+    patches the context and the horizon separately."""
+    return (math.ceil(context_length / patch_size) + math.ceil(prediction_length / patch_size)) * num_variates
+
+
+# --------------------------------------------------------------------------- model and evaluation sections
+# They sit here, below the modules that use them, so any stage can validate the whole of
+# params.yaml without importing torch or uni2ts (seconds per stage).
+
+MIXTURE_COMPONENT_NAMES = ("student_t", "normal", "normal_fixed_scale", "laplace", "log_normal", "negative_binomial")
+BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
+HEADLINE_BASELINE = "rw_ewma"  # the reference of `skill`
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    batch_size: int = 10
+    synthetic_assets: int = 0  # extra synthetic assets in the train split only (0: none)
+    synthetic_years: int = 2   # ... of this many years, ending at split.train_end
+    synthetic_seed: int = 0
+
+    def validate(self) -> None:
+        require(self.batch_size >= 1, f"param build.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.synthetic_assets >= 0,
+                f"param build.synthetic_assets: must be >= 0, got {self.synthetic_assets}")
+        require(self.synthetic_years >= 1, f"param build.synthetic_years: must be >= 1, got {self.synthetic_years}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 64
+    num_layers: int = 2
+    max_seq_len: int = 512
+    dropout: float = 0.1
+    mixture: tuple[str, ...] | list[str] = ("student_t", "normal_fixed_scale", "laplace", "log_normal")
+    scaler: str = "std"  # per-window scaler: std (uni2ts's) or zero_mean (no shift; see PackedZeroMeanScaler)
+
+    def validate(self) -> None:
+        require(self.d_model >= 64 and self.d_model % 64 == 0,
+                f"param model.d_model: must be a positive multiple of 64 (heads = d_model // 64), got {self.d_model}")
+        require(self.num_layers >= 1, f"param model.num_layers: must be >= 1, got {self.num_layers}")
+        require(self.max_seq_len >= 8, f"param model.max_seq_len: must be >= 8, got {self.max_seq_len}")
+        require(0.0 <= self.dropout < 1.0, f"param model.dropout: must be in [0, 1), got {self.dropout}")
+        unknown = [c for c in self.mixture if c not in MIXTURE_COMPONENT_NAMES]
+        require(self.scaler in ("std", "zero_mean"), f"param model.scaler: 'std' or 'zero_mean', got {self.scaler!r}")
+        require(len(self.mixture) > 0 and not unknown,
+                f"param model.mixture: unknown component(s) {unknown}; known: {', '.join(MIXTURE_COMPONENT_NAMES)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """What every training stage shares: Lightning hardware settings and torch's thread count."""
+
+    accelerator: str = "cpu"
+    devices: int = 1
+    num_nodes: int = 1
+    threads: int = 2  # torch intra-op threads: fixed, because the result depends on it
+
+    def validate_trainer(self, section: str) -> None:
+        require(self.devices >= 1, f"param {section}.devices: must be >= 1, got {self.devices}")
+        require(self.num_nodes >= 1, f"param {section}.num_nodes: must be >= 1, got {self.num_nodes}")
+        require(self.threads >= 1, f"param {section}.threads: must be >= 1, got {self.threads}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig(TrainerConfig):
+    max_steps: int = 150
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 15
+    min_patches: int = 2
+    min_mask_ratio: float = 0.15
+    max_mask_ratio: float = 0.5
+    max_dim: int = 64
+    val_check_interval: int = 50
+
+    def validate(self) -> None:
+        self.validate_trainer("pretrain")
+        require(self.max_steps >= 1, f"param pretrain.max_steps: must be >= 1, got {self.max_steps}")
+        require(0 <= self.warmup_steps <= self.max_steps,
+                f"param pretrain.warmup_steps: must be in [0, max_steps={self.max_steps}], got {self.warmup_steps}")
+        require(self.batch_size >= 1, f"param pretrain.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.lr > 0, f"param pretrain.lr: must be > 0, got {self.lr}")
+        require(0 < self.min_mask_ratio <= self.max_mask_ratio < 1,
+                "param pretrain.min_mask_ratio/max_mask_ratio: need 0 < min <= max < 1")
+        require(self.min_patches >= 2, f"param pretrain.min_patches: must be >= 2, got {self.min_patches}")
+        require(self.val_check_interval >= 1,
+                f"param pretrain.val_check_interval: must be >= 1, got {self.val_check_interval}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(TrainerConfig):
+    init_from: str = "models/pretrained"
+    max_epochs: int = 4
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    train_distance: int = 24
+    patience: int = 2
+
+    def validate(self) -> None:
+        self.validate_trainer("finetune")
+        require(self.max_epochs >= 1, f"param finetune.max_epochs: must be >= 1, got {self.max_epochs}")
+        require(self.batch_size >= 1, f"param finetune.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.lr > 0, f"param finetune.lr: must be > 0, got {self.lr}")
+        require(self.train_distance >= 1, f"param finetune.train_distance: must be >= 1, got {self.train_distance}")
+        require(self.patience >= 1, f"param finetune.patience: must be >= 1, got {self.patience}")
+        require(bool(self.init_from), "param finetune.init_from: must name a local model folder or a hub id")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    stride: int = 24
+    num_samples: int = 100
+    batch_size: int = 32
+    plot_assets: int = 3
+    baselines: list[str] = dataclasses.field(default_factory=lambda: list(BASELINES))
+    lookback: int = 500  # bars of history the statistical baselines fit on
+    season_length: dict[str, int] = dataclasses.field(default_factory=lambda: {"crypto": 24, "fx": 24, "equity": 7})
+    transaction_cost_bps: float = 5.0
+    sizing: str = "sign"
+    split: str = "test"  # the period scored: test, or val to choose recipes without looking at test
+    lake_path: str | None = None  # evaluate on another lake with the trained model
+    symbols: list[str] = dataclasses.field(default_factory=list)
+    asset_classes: list[str] = dataclasses.field(default_factory=list)
+    years: list[int] = dataclasses.field(default_factory=list)  # the other lake's years (empty: extract.years)
+    test_start: str | None = None  # the other lake's test start (null: split.val_end)
+    threads: int = 2  # torch intra-op threads for the models' forecasts (fixed: the result depends on it)
+
+    def validate(self) -> None:
+        import pandas as pd
+
+        require(self.stride >= 1, f"param evaluate.stride: must be >= 1, got {self.stride}")
+        require(self.num_samples >= 10, f"param evaluate.num_samples: must be >= 10, got {self.num_samples}")
+        require(self.batch_size >= 1, f"param evaluate.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.plot_assets >= 0, f"param evaluate.plot_assets: must be >= 0, got {self.plot_assets}")
+        require(self.threads >= 1, f"param evaluate.threads: must be >= 1, got {self.threads}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        require(not unknown, f"param evaluate.baselines: unknown {unknown}; known: {', '.join(BASELINES)}")
+        require(HEADLINE_BASELINE in self.baselines,
+                f"param evaluate.baselines: must include {HEADLINE_BASELINE} (the skill reference)")
+        require(self.lookback >= 50, f"param evaluate.lookback: must be >= 50, got {self.lookback}")
+        require(all(v >= 1 for v in self.season_length.values()), "param evaluate.season_length: lengths must be >= 1")
+        require(self.transaction_cost_bps >= 0,
+                f"param evaluate.transaction_cost_bps: must be >= 0, got {self.transaction_cost_bps}")
+        require(self.sizing in ("sign", "confidence"),
+                f"param evaluate.sizing: 'sign' or 'confidence', got {self.sizing!r}")
+        require(self.split in ("test", "val"), f"param evaluate.split: 'test' or 'val', got {self.split!r}")
+        require(self.split == "test" or self.lake_path is None,
+                "param evaluate.split: 'val' scores this repo's validation period; with evaluate.lake_path use test")
+        for name in ("symbols", "asset_classes", "years", "test_start"):
+            value = getattr(self, name)
+            require(self.lake_path is not None or value in (None, []),
+                    f"param evaluate.{name}: only used with evaluate.lake_path, got {value!r} without it")
+        dup = sorted({y for y in self.years if self.years.count(y) > 1})
+        require(not dup, f"param evaluate.years: duplicate year(s) {', '.join(map(str, dup))}")
+        if self.test_start is not None:
+            try:
+                start = pd.Timestamp(self.test_start, tz="UTC")
+            except (ValueError, TypeError) as e:
+                raise ParamsError(f"param evaluate.test_start: {self.test_start!r} is not a date ({e})") from None
+            require(not pd.isna(start), f"param evaluate.test_start: {self.test_start!r} is not a date")

@@ -427,8 +427,9 @@ def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
 
 def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, out_dir: str | Path,
                metrics_path: str | Path | None = None) -> dict:
-    """Clean every extracted asset; write parquets, scalers.json, manifest.json, quality.json,
-    and the data-quality report to `metrics_path` when given.
+    """Clean every extracted asset; write parquets, scalers.json, manifest.json, quality.json
+    (raw counts per asset), quality_report.json (totals, actions, per-asset counts) and, to
+    `metrics_path` when given, the report's headline totals (DVC metrics: `dvc exp show`).
 
     Assets are independent, so they are processed one at a time per worker process
     (`cfg.workers`); memory is bounded by the assets in flight, never by the whole lake."""
@@ -451,8 +452,9 @@ def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, ou
     write_json(out_dir / "manifest.json", {"assets": manifest})
     write_json(out_dir / "quality.json", quality)
     report = quality_report(quality)
+    write_json(out_dir / "quality_report.json", report)
     if metrics_path is not None:
-        write_json(Path(metrics_path), report)
+        write_json(Path(metrics_path), quality_headline(report))
     return {"assets": manifest, "quality": quality, "scalers": scalers, "report": report}
 
 
@@ -467,6 +469,19 @@ def quality_report(quality: dict[str, dict[str, int]]) -> dict[str, Any]:
     totals["assets_with_bad_bars"] = sum(
         any(q[k] for k in ACTIONS if k not in ("gaps_filled", "long_gaps")) for q in per_asset.values())
     return {"totals": totals, "actions": ACTIONS, "assets": per_asset}
+
+
+BAD_BAR_KINDS = ("unsorted", "duplicate_timestamps", "non_positive_price", "inconsistent_high_low", "zero_volume",
+                 "off_calendar")  # high_below_low is also counted in inconsistent_high_low
+
+
+def quality_headline(report: dict[str, Any]) -> dict[str, int]:
+    """The few totals `dvc exp show` carries: one column each. Per-kind and per-asset counts
+    stay in quality_report.json and the evaluation report."""
+    totals = report["totals"]
+    return {"assets": totals["assets"], "rows_out": totals["rows_out"],
+            "bad_bars": sum(totals[k] for k in BAD_BAR_KINDS), "outliers_replaced": totals["outliers_replaced"],
+            "gaps_filled": totals["gaps_filled"]}
 
 
 def _log_asset(sym: str, q: dict[str, int]) -> None:

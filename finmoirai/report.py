@@ -18,6 +18,8 @@ COLUMNS = [
     ("crps", "CRPS pooled", "{:.4f}"),
     ("msis", "MSIS", "{:.2f}"),
     ("mase", "MASE", "{:.2f}"),
+    ("mae", "MAE", "{:.4g}"),
+    ("mse", "MSE", "{:.4g}"),
     ("coverage_50", "cov 50%", "{:.2f}"),
     ("coverage_90", "cov 90%", "{:.2f}"),
     ("directional_accuracy", "dir. acc.", "{:.3f}"),
@@ -72,7 +74,48 @@ def markdown_report(result: dict[str, Any], meta: dict[str, Any]) -> str:
                       f"same dates for every asset); {test}."]
     if meta.get("not_evaluated"):
         lines += ["", f"Not evaluated (no full test window): {', '.join(meta['not_evaluated'])}."]
+    lines += per_asset_table(result["per_asset"], order)
+    if meta.get("quality"):
+        lines += quality_table(meta["quality"])
     return "\n".join(lines) + "\n"
+
+
+HEADLINE_METRICS = (("crps", "crps_asset_mean"), ("msis", "msis"), ("mase", "mase"), ("coverage_80", "coverage_80"))
+
+
+def headline_metrics(result: dict[str, Any], significance: dict[str, Any], split: str, windows: int) -> dict[str, Any]:
+    """What `dvc exp show` carries: the scored period, Moirai's skill with its interval and
+    test, and four numbers per model (`crps` is the per-asset mean that skill is based on).
+    Everything else (MSE, MAE, trading, per asset, per step) is in the details and the report."""
+    models = result["models"]
+    head = {"split": split, "windows": windows, "skill": models["moirai"]["skill"],
+            "skill_lo": significance["skill_lo"], "skill_hi": significance["skill_hi"], "dm_p": significance["dm_p"]}
+    return head | {m: {key: values[src] for key, src in HEADLINE_METRICS} for m, values in models.items()}
+
+
+def per_asset_table(per_asset: dict[str, dict[str, dict[str, float]]], models: list[str]) -> list[str]:
+    """CRPS of every model on every asset (the numbers behind the averaged table)."""
+    lines = ["", "## CRPS per asset", "", "| asset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    for asset, scores in per_asset.items():
+        lines.append(f"| {asset} | " + " | ".join(f"{scores[m]['crps']:.4f}" if m in scores else "-" for m in models)
+                     + " |")
+    return lines
+
+
+QUALITY_COLUMNS = ("rows_in", "rows_out", "rows_dropped", "rows_inserted", "gaps_filled", "long_gaps",
+                   "outliers_replaced", "inconsistent_high_low", "non_positive_price", "zero_volume",
+                   "duplicate_timestamps", "unsorted", "off_calendar")
+
+
+def quality_table(report: dict[str, Any]) -> list[str]:
+    """The preprocess stage's counts per asset and kind (quality_report.json), as a table."""
+    lines = ["", "## Data quality per asset", "", "What each kind means and what was done with it: "
+             "`data/preprocessed/quality_report.json` (`actions`).", "",
+             "| asset | " + " | ".join(QUALITY_COLUMNS) + " |", "|---|" + "---:|" * len(QUALITY_COLUMNS)]
+    rows = {**report["assets"], "total": report["totals"]}
+    for asset, q in rows.items():
+        lines.append(f"| {asset} | " + " | ".join(str(q.get(k, "-")) for k in QUALITY_COLUMNS) + " |")
+    return lines
 
 
 def write_plot_data(result: dict[str, Any], out: Path) -> None:

@@ -11,9 +11,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finmoirai import setup_logging  # noqa: E402
-from finmoirai.builder import BuildConfig, IterativeFinancialDatasetBuilder  # noqa: E402
-from finmoirai.params import SplitConfig, load_params, section  # noqa: E402
+from finmoirai.runtime import start_stage  # noqa: E402
+
+if __name__ == "__main__":
+    start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
+
+from finmoirai.builder import IterativeFinancialDatasetBuilder  # noqa: E402
+from finmoirai.config import stage_params  # noqa: E402
+from finmoirai.params import BuildConfig, SplitConfig, section  # noqa: E402
 
 FEATURES = Path("data/features")
 OUT = Path("data/datasets")
@@ -23,8 +28,7 @@ logger = logging.getLogger("stages.build")
 
 
 def main() -> None:
-    setup_logging()
-    params = load_params()
+    params = stage_params("build")
     split = section(params, SplitConfig, "split")
     cfg = section(params, BuildConfig, "build")
     builder = IterativeFinancialDatasetBuilder(OUT, batch_size=cfg.batch_size)

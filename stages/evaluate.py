@@ -13,13 +13,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finmoirai import setup_logging, write_json  # noqa: E402
+from finmoirai.runtime import start_stage  # noqa: E402
+
+if __name__ == "__main__":
+    start_stage(deterministic=False)
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from finmoirai import write_json  # noqa: E402
+from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.evaluation import (  # noqa: E402
-    EvaluateConfig,
     forecasters,
     lake_features_for_scoring,
     load_series,
@@ -31,9 +37,9 @@ from finmoirai.evaluation import (  # noqa: E402
 from finmoirai.features import FeaturesConfig  # noqa: E402
 from finmoirai.lake import ExtractConfig  # noqa: E402
 from finmoirai.model import load_module  # noqa: E402
-from finmoirai.params import SplitConfig, knobs, load_params, section  # noqa: E402
+from finmoirai.params import EvaluateConfig, SplitConfig, knobs, section  # noqa: E402
 from finmoirai.preprocessing import PreprocessConfig  # noqa: E402
-from finmoirai.report import markdown_report, plot_all, write_plot_data  # noqa: E402
+from finmoirai.report import headline_metrics, markdown_report, plot_all, write_plot_data  # noqa: E402
 from finmoirai.targets import TARGET_COLUMNS  # noqa: E402
 
 logger = logging.getLogger("evaluate")
@@ -68,11 +74,11 @@ def one_per_class_first(windows: list) -> list:
 
 
 def main() -> None:
-    setup_logging()
-    params = load_params()
+    params = stage_params("evaluate")
     top = knobs(params)
     cfg = section(params, EvaluateConfig, "evaluate")
     split = section(params, SplitConfig, "split")
+    torch.set_num_threads(cfg.threads)
     modules = {name: load_module(path).eval() for name, path in MODELS.items()}
     trained_covariates = json.loads((FEATURES / "manifest.json").read_text())[TARGET_COLUMNS[top.target][1]]
     scored_until = split.val_end_ts if cfg.split == "val" else None
@@ -83,33 +89,34 @@ def main() -> None:
             features_dir, scalers_file = FEATURES, SCALERS
             test_start = split.train_end_ts if cfg.split == "val" else split.val_end_ts
         scalers = json.loads(scalers_file.read_text())
+        quality = json.loads((scalers_file.parent / "quality_report.json").read_text())
         series = load_series(features_dir, scalers, test_start, covariates=trained_covariates, target=top.target,
                              scored_until=scored_until)
     fns = forecasters(modules, top.context_length, top.prediction_length, top.patch_size, cfg, top.calendar)
     windows, skipped, seconds = run_windows(series, fns, top.context_length, top.prediction_length, cfg.stride, top.seed)
+    logger.info("forecast seconds per model: %s", {k: round(v, 1) for k, v in seconds.items()})
     result = summarise(windows, list(fns), top.context_length, top.prediction_length, cfg)
 
-    moirai = result["significance"]["moirai"]  # per model in evaluate_details.json: one headline keeps exp show narrow
-    headline = {"split": cfg.split, "skill": result["models"]["moirai"]["skill"], "skill_lo": moirai["skill_lo"],
-                "skill_hi": moirai["skill_hi"], "dm_p": moirai["dm_p"],
-                "windows": int(sum(len(w.origins) for w in windows))}
-    write_json(Path("metrics/evaluate.json"), headline | result["models"])
+    n_windows = int(sum(len(w.origins) for w in windows))
+    # DVC metrics (git-tracked, one `dvc exp show` column each): the headline only
+    write_json(Path("metrics/evaluate.json"), headline_metrics(result, result["significance"]["moirai"], cfg.split,
+                                                               n_windows))
     write_json(Path("metrics/evaluate_per_asset.json"), result["per_asset"])
     write_json(
         Path("metrics/evaluate_details.json"),
-        {k: result[k] for k in ("per_step", "coverage", "pit", "significance")}
-        | {"seconds": seconds, "not_evaluated": skipped},
+        {k: result[k] for k in ("models", "per_step", "coverage", "pit", "significance")} | {"not_evaluated": skipped},
     )
     meta = {
         "period": "validation" if cfg.split == "val" else "test",
         "val_end": str(test_start) if cfg.lake_path is not None or cfg.split == "val" else split.val_end,
-        "windows": headline["windows"],
+        "windows": n_windows,
         "assets": [w.series.symbol for w in windows],
         "context_length": top.context_length,
         "prediction_length": top.prediction_length,
         "stride": cfg.stride,
         "cost_bps": cfg.transaction_cost_bps,
         "not_evaluated": skipped,
+        "quality": quality,
     }
     report = markdown_report(result, meta)
     Path("metrics/report.md").write_text(report)

@@ -5,16 +5,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finmoirai import setup_logging  # noqa: E402
+from finmoirai.runtime import start_stage  # noqa: E402
+
+if __name__ == "__main__":
+    start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
+
 from finmoirai.features import FeaturesConfig, features  # noqa: E402
-from finmoirai.params import SplitConfig, load_params, section  # noqa: E402
+from finmoirai.config import stage_params  # noqa: E402
+from finmoirai.params import SplitConfig, section  # noqa: E402
 
 IN, OUT = Path("data/preprocessed"), Path("data/features")
 
 
 def main() -> None:
-    setup_logging()
-    params = load_params()
+    params = stage_params("features")
     split = section(params, SplitConfig, "split")
     cfg = section(params, FeaturesConfig, "features")
     features(IN, split, cfg, OUT)

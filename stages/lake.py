@@ -9,16 +9,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finmoirai import setup_logging  # noqa: E402
+from finmoirai.runtime import start_stage  # noqa: E402
+
+if __name__ == "__main__":
+    start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
+
 from finmoirai.lake import DEFAULT_LAKE, LakeConfig, is_demo_lake, write_demo_lake  # noqa: E402
-from finmoirai.params import load_params, section  # noqa: E402
+from finmoirai.config import stage_params  # noqa: E402
+from finmoirai.params import section  # noqa: E402
 
 logger = logging.getLogger("stages.lake")
 
 
 def main() -> None:
-    setup_logging()
-    cfg = section(load_params(), LakeConfig, "lake")
+    cfg = section(stage_params("lake"), LakeConfig, "lake")
     out = Path(DEFAULT_LAKE)
     if out.exists():
         shutil.rmtree(out)

@@ -6,8 +6,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finmoirai import setup_logging  # noqa: E402
-from finmoirai.params import SplitConfig, load_params, section  # noqa: E402
+from finmoirai.runtime import start_stage  # noqa: E402
+
+if __name__ == "__main__":
+    start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
+
+from finmoirai.config import stage_params  # noqa: E402
+from finmoirai.params import SplitConfig, section  # noqa: E402
 from finmoirai.preprocessing import PreprocessConfig, preprocess  # noqa: E402
 
 IN, OUT = Path("data/extracted"), Path("data/preprocessed")
@@ -15,8 +20,7 @@ REPORT = Path("metrics/data_quality.json")
 
 
 def main() -> None:
-    setup_logging()
-    params = load_params()
+    params = stage_params("preprocess")
     split = section(params, SplitConfig, "split")
     cfg = section(params, PreprocessConfig, "preprocess")
     preprocess(IN, split, cfg, OUT, metrics_path=REPORT)

@@ -5,15 +5,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finmoirai import setup_logging, write_json  # noqa: E402
+from finmoirai.runtime import start_stage  # noqa: E402
+
+if __name__ == "__main__":
+    start_stage(deterministic=False)  # before torch loads: a wrong interpreter gets one line, not a traceback
+
+from finmoirai import write_json  # noqa: E402
 from finmoirai.builder import IterativeFinancialDatasetBuilder  # noqa: E402
-from finmoirai.model import ModelConfig, PretrainConfig, pretrain  # noqa: E402
-from finmoirai.params import knobs, load_params, section  # noqa: E402
+from finmoirai.model import pretrain  # noqa: E402
+from finmoirai.config import stage_params  # noqa: E402
+from finmoirai.params import ModelConfig, PretrainConfig, knobs, section  # noqa: E402
 
 
 def main() -> None:
-    setup_logging()
-    params = load_params()
+    params = stage_params("pretrain")
     top = knobs(params)
     model_cfg = section(params, ModelConfig, "model")
     cfg = section(params, PretrainConfig, "pretrain")

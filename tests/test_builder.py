@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finmoirai.builder import IterativeFinancialDatasetBuilder, split_bounds, tokens_per_window, window_plan
+from finmoirai.builder import IterativeFinancialDatasetBuilder, split_bounds, window_plan
+from finmoirai.params import tokens_per_window
 from finmoirai.params import SplitConfig
 from finmoirai.targets import CALENDAR_COLUMNS, calendar_features
 from tests.helpers import COVARIATES, RETURN_COVARIATES, write_feature_dir

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ pytestmark = pytest.mark.e2e
 TINY = {
     "patch_size": 16,
     "context_length": 64,
-    "prediction_length": 16,
+    "prediction_length": 12,  # context >= 5x horizon (min_context_ratio)
     "extract": {"symbols": ["BTC", "ETH", "SPY"], "asset_classes": ["crypto", "equity"], "years": [2018, 2019]},
     "features": {"market_proxy": {"crypto": "BTC", "equity": "SPY"}},
     "model": {"num_layers": 1, "max_seq_len": 256},
@@ -79,17 +82,19 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     for stage in ("lake", "extract", "preprocess", "features", "build", "pretrain", "finetune", "evaluate"):
         assert f"Running stage '{stage}'" in out
     metrics = _metrics(repo)
-    for model in ("moirai", "random_walk"):
-        for name in ("crps", "msis", "mse", "mae", "mase"):
+    for model in ("moirai", "zero_shot", "random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"):
+        for name in ("crps", "msis", "mase", "coverage_80"):
             assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
     assert metrics["windows"] > 0 and math.isfinite(metrics["skill"])
-    for model in ("zero_shot", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"):
-        assert math.isfinite(metrics[model]["crps"]), (model, metrics[model])
-    assert metrics["rw_ewma"]["skill"] == 0.0
     assert metrics["split"] == "test" and metrics["skill_lo"] <= metrics["skill"] <= metrics["skill_hi"]
     assert 0.0 <= metrics["dm_p"] <= 1.0
-    assert "| moirai |" in (repo / "metrics" / "report.md").read_text()
-    assert (repo / "metrics" / "data_quality.json").is_file()
+    details = json.loads((repo / "metrics" / "evaluate_details.json").read_text())
+    for name in ("mse", "mae", "sharpe", "coverage_50"):  # the full table lives in the details and the report
+        assert math.isfinite(details["models"]["moirai"][name]), name
+    report = (repo / "metrics" / "report.md").read_text()
+    assert "| moirai |" in report and "## CRPS per asset" in report and "## Data quality per asset" in report
+    quality = json.loads((repo / "metrics" / "data_quality.json").read_text())
+    assert quality["assets"] == 3 and quality["rows_out"] > 0
     for stage in ("pretrain", "finetune"):
         nll = json.loads((repo / "metrics" / f"{stage}.json").read_text())
         assert math.isfinite(nll["val_nll"]) and math.isfinite(nll["train_nll"])
@@ -97,7 +102,7 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     assert list((repo / "plots" / "forecasts").glob("*.png"))
     assert not (repo / "data" / "datasets" / ".tmp").exists()
     shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0]
-    for column in ("skill", "moirai.crps", "moirai.msis", "moirai.mse", "moirai.mae", "val_nll"):
+    for column in ("skill", "moirai.crps", "moirai.msis", "moirai.mase", "moirai.coverage_80", "val_nll"):
         assert column in shown, shown
 
 
@@ -108,19 +113,94 @@ def test_second_repro_does_nothing(repo):
     assert "up to date" in status.lower(), status
 
 
-def test_patch_size_experiment_reruns_only_model_stages(repo):
+def _ran(out: str) -> set[str]:
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+
+
+def test_exp_show_is_narrow_and_a_fresh_clone_shows_the_baseline(repo, tmp_path):
+    """Headline metrics only (each a column of `dvc exp show`), tracked by git, so a fresh
+    clone's row has numbers before it has run anything."""
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "baseline run"], repo)
+    table = json.loads(_run(["dvc", "exp", "show", "--json"], repo))
+    metrics = table[0]["rev"] == "workspace" and table[0]["data"]["metrics"]
+    leaves = sum(_leaves(m["data"]) for m in metrics.values())
+    header = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0].split(",")
+    print(f"dvc exp show: {len(header)} columns, {leaves} metric columns")
+    assert leaves <= 45, leaves
+    assert len(header) <= 170, len(header)
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], clone))))
+    for rev in ("workspace", "main"):
+        row = next(r for r in rows if r["rev"] == rev)
+        assert float(row["skill"]) == _metrics(repo)["skill"], row
+        assert float(row["moirai.crps"]) > 0 and math.isfinite(float(row["metrics/finetune.json:val_nll"])), row
+
+
+def _leaves(tree) -> int:
+    return sum(_leaves(v) for v in tree.values()) if isinstance(tree, dict) else 1
+
+
+def test_patch_size_experiment_reruns_only_model_stages(repo):
     out = _run(["dvc", "exp", "run", "-S", "patch_size=32"], repo)
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"pretrain", "finetune", "evaluate"}, out
+    assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
     assert math.isfinite(_metrics(repo)["moirai"]["crps"])
+
+
+def test_back_to_the_baseline_restores_from_the_run_cache(repo):
+    """A, B, A: the baseline params again train nothing; the run cache gives back the
+    baseline's models and the very same (git-tracked, cache: false) metrics."""
+    out = _run(["dvc", "exp", "run", "-S", "patch_size=16"], repo)
+    assert _ran(out) == set(), out
+    for stage in ("pretrain", "finetune", "evaluate"):
+        assert f"Stage '{stage}' is cached - skipping run" in out, out
+    committed = _run(["git", "show", "HEAD:metrics/evaluate.json"], repo)
+    assert _metrics(repo) == json.loads(committed)
+
+
+def test_remote_round_trip(repo):
+    """The default remote (a directory beside the clone, .dvc/config) takes every output and
+    the run cache, and gives them back to a workspace that lost its cache and outputs.
+    (After the run-cache test: `dvc push --run-cache` sends the run-cache entries, not the
+    objects of `cache: false` outputs, so a pulled run cache cannot restore the stages that
+    write metrics; see README "Remote".)"""
+    remote = (repo / ".dvc" / "../../finmoirai-dvc-remote").resolve()
+    _run(["dvc", "push", "--run-cache"], repo)
+    assert remote.is_dir() and any(remote.rglob("*")), remote
+    before = (repo / "models" / "finetuned" / "model.safetensors").read_bytes()
+    shutil.rmtree(repo / ".dvc" / "cache")
+    for out in ("data", "models", "plots", "dvclive/pretrain/plots", "dvclive/finetune/plots"):
+        shutil.rmtree(repo / out)
+    (repo / "metrics" / "evaluate_details.json").unlink()
+    _run(["dvc", "pull", "--run-cache"], repo)
+    assert (repo / "models" / "finetuned" / "model.safetensors").read_bytes() == before
+    status = _run(["dvc", "status"], repo)
+    assert "up to date" in status.lower(), status
+    assert "Running stage" not in _run(["dvc", "repro"], repo)
+
+
+def test_queued_sweep_runs_every_experiment(repo):
+    """`dvc exp run --queue` with a two-value sweep, then `dvc queue start`: both run."""
+    out = _run(["dvc", "exp", "run", "--queue", "-S", "seed=1,2"], repo)
+    assert out.count("Queued experiment") == 2, out
+    _run(["dvc", "queue", "start"], repo)
+    deadline = time.monotonic() + 1500
+    while time.monotonic() < deadline:
+        status = _run(["dvc", "queue", "status"], repo)
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], repo))))
+    seeds = {r["seed"]: r for r in rows if r["Experiment"]}
+    for seed in ("1", "2"):
+        assert math.isfinite(float(seeds[seed]["skill"])), seeds.get(seed)
 
 
 def test_target_and_calendar_knobs_rerun_only_the_model_stages(repo):
     out = _run(["dvc", "exp", "run", "-S", "target=level", "-S", "model.scaler=std", "-S", "calendar=true"], repo)
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"pretrain", "finetune", "evaluate"}, out
+    assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
     metrics = _metrics(repo)
     assert math.isfinite(metrics["moirai"]["crps"]) and math.isfinite(metrics["skill"])
 
@@ -130,8 +210,7 @@ def test_evaluate_on_another_lake_without_retraining(repo):
         ["dvc", "exp", "run", "-S", "evaluate.lake_path=data/lake", "-S", "evaluate.symbols=[BTC,ETH]", "-S", "evaluate.asset_classes=[crypto]"],
         repo,
     )
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"evaluate"}, out
+    assert _ran(out) == {"evaluate"}, out
     per_asset = json.loads((repo / "metrics" / "evaluate_per_asset.json").read_text())
     assert sorted(per_asset) == ["BTC", "ETH"]
     assert "| moirai |" in (repo / "metrics" / "report.md").read_text()
@@ -149,13 +228,12 @@ def test_evaluate_on_a_lake_of_other_years_reruns_only_evaluate(repo):
          "-S", "evaluate.asset_classes=[crypto]"],
         repo,
     )
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"evaluate"}, out
+    assert _ran(out) == {"evaluate"}, out
     metrics = _metrics(repo)
     assert metrics["windows"] == 8, metrics  # 2 assets x origins 1464, 1704, 1944, 2184 (stride 240)
     assert math.isfinite(metrics["skill"])
     for model in ("moirai", "zero_shot", "random_walk", "rw_ewma"):
-        for name in ("crps", "msis", "mse", "mae", "mase"):
+        for name in ("crps", "msis", "mase", "coverage_80"):
             assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
     per_asset = json.loads((repo / "metrics" / "evaluate_per_asset.json").read_text())
     assert sorted(per_asset) == ["BTC", "ETH"]
@@ -167,8 +245,7 @@ def test_validation_period_is_scored_by_evaluate_alone(repo):
     out = _run(["dvc", "exp", "run", "-S", "evaluate.split=val", "-S", "evaluate.lake_path=null", "-S",
                 "evaluate.symbols=[]", "-S", "evaluate.asset_classes=[]", "-S", "evaluate.years=[]",
                 "-S", "evaluate.test_start=null"], repo)
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"evaluate"}, out
+    assert _ran(out) == {"evaluate"}, out
     metrics = _metrics(repo)
     assert metrics["split"] == "val" and metrics["windows"] > 0 and math.isfinite(metrics["skill"])
     assert "Validation period from 2019-01-01" in (repo / "metrics" / "report.md").read_text()

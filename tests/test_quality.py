@@ -12,7 +12,7 @@ import pytest
 
 from finmoirai.lake import ExtractConfig, extract, write_partitions
 from finmoirai.params import SplitConfig
-from finmoirai.preprocessing import ACTIONS, PreprocessConfig, map_assets, preprocess, quality_report
+from finmoirai.preprocessing import ACTIONS, PreprocessConfig, map_assets, preprocess, quality_headline, quality_report
 
 CFG = PreprocessConfig(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, min_train_rows=10)
 SPLIT = SplitConfig(train_end="2018-01-08", val_end="2018-01-10")
@@ -56,7 +56,16 @@ def report(tmp_path: Path) -> tuple[dict, Path]:
     extract(lake, ExtractConfig(["crypto", "fx"], "1h", [2018], []), tmp_path / "ext")
     metrics = tmp_path / "metrics" / "data_quality.json"
     preprocess(tmp_path / "ext", SPLIT, CFG, tmp_path / "pre", metrics_path=metrics)
-    return json.loads(metrics.read_text()), tmp_path
+    return json.loads((tmp_path / "pre" / "quality_report.json").read_text()), tmp_path
+
+
+def test_metrics_hold_the_headline_totals_only(report) -> None:
+    rep, root = report
+    headline = json.loads((root / "metrics" / "data_quality.json").read_text())
+    assert headline == quality_headline(rep)
+    assert all(isinstance(v, int) for v in headline.values())  # flat: one `dvc exp show` column each
+    assert headline["rows_out"] == rep["totals"]["rows_out"] and headline["assets"] == 3
+    assert headline["bad_bars"] >= rep["assets"]["BAD"]["non_positive_price"] + rep["assets"]["BAD"]["unsorted"]
 
 
 def test_planted_bad_bars_are_counted(report) -> None:
@@ -110,8 +119,9 @@ def test_workers_give_identical_outputs(report) -> None:
     rep, root = report
     cfg2 = PreprocessConfig(**{**CFG.__dict__, "workers": 2})
     preprocess(root / "ext", SPLIT, cfg2, root / "pre2", metrics_path=root / "m2.json")
-    assert json.loads((root / "m2.json").read_text()) == rep
-    for name in ("BAD.parquet", "OK.parquet", "FXX.parquet", "scalers.json", "manifest.json", "quality.json"):
+    assert json.loads((root / "m2.json").read_text()) == quality_headline(rep)
+    for name in ("BAD.parquet", "OK.parquet", "FXX.parquet", "scalers.json", "manifest.json", "quality.json",
+                 "quality_report.json"):
         assert (root / "pre" / name).read_bytes() == (root / "pre2" / name).read_bytes(), name
 
 

@@ -174,8 +174,9 @@ def test_lake_stage_writes_a_synthetic_lake(tmp_path: Path, monkeypatch: pytest.
 
     from stages import lake as lake_stage
 
-    params = {"lake": {"path": "data/lake", "source": "synthetic",
-                       "synthetic": {"assets": 3, "start": "2018-01-01", "years": 1, "seed": 5}}}
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["lake"] = {"path": "data/lake", "source": "synthetic",
+                      "synthetic": {"assets": 3, "start": "2018-01-01", "years": 1, "seed": 5}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     lake_stage.main()
@@ -195,6 +196,7 @@ def test_build_adds_synthetic_assets_to_the_train_split_only(tmp_path: Path, mon
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params["split"] = {"train_end": "2018-03-01", "val_end": "2018-03-15"}
     params["features"]["market_proxy"] = {"crypto": "CRY0000"}
+    params["extract"]["asset_classes"] = ["crypto"]
     params["build"].update(synthetic_assets=3, synthetic_years=1, batch_size=2)
     split = section(params, SplitConfig, "split")
     real = SyntheticConfig(assets=2, start="2018-01-01", years=1, seed=9, class_mix={"crypto": 1.0})

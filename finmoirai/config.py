@@ -1,0 +1,123 @@
+"""The whole of params.yaml, checked at the start of every stage.
+
+Each stage parses only its own sections to run, but validates all of them first (a fraction
+of a second), so a typo in `evaluate.*` fails in the first stage that runs, not after
+pre-training, and so do the rules that tie sections together: the context/horizon ratio,
+the token budget of one window, the scaler/target pairing and the market proxies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from finmoirai import setup_logging
+from finmoirai.features import FeaturesConfig, covariate_sets
+from finmoirai.lake import ExtractConfig, LakeConfig
+from finmoirai.params import (
+    BuildConfig,
+    EvaluateConfig,
+    FinetuneConfig,
+    Knobs,
+    ModelConfig,
+    ParamsError,
+    PretrainConfig,
+    SplitConfig,
+    knobs,
+    load_params,
+    require,
+    section,
+    tokens_per_window,
+)
+from finmoirai.preprocessing import PreprocessConfig
+from finmoirai.targets import CALENDAR_COLUMNS, TARGET_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+SECTIONS = {"lake": LakeConfig, "extract": ExtractConfig, "split": SplitConfig, "preprocess": PreprocessConfig,
+            "features": FeaturesConfig, "build": BuildConfig, "model": ModelConfig, "pretrain": PretrainConfig,
+            "finetune": FinetuneConfig, "evaluate": EvaluateConfig}
+TOP_LEVEL = ("seed", "patch_size", "context_length", "prediction_length", "target", "calendar", "min_context_ratio")
+
+
+def check_context_ratio(top: Knobs, min_ratio: float) -> None:
+    """The design rule: the model sees at least `min_ratio` horizons of history."""
+    ratio = top.context_length / top.prediction_length
+    if ratio < min_ratio:
+        need = math.ceil(min_ratio * top.prediction_length)
+        raise ParamsError(
+            f"params context_length={top.context_length}, prediction_length={top.prediction_length}: the context is "
+            f"{ratio:.1f}x the horizon, the rule is >= {min_ratio:g}x (min_context_ratio); set context_length >= "
+            f"{need}, or prediction_length <= {int(top.context_length // min_ratio)}, or lower min_context_ratio "
+            f"to accept it")
+
+
+def check_token_budget(top: Knobs, variates: int, max_seq_len: int) -> None:
+    """One window (every variate, context + horizon, in patches) must fit the model's sequence."""
+    tokens = tokens_per_window(top.context_length, top.prediction_length, top.patch_size, variates)
+    if tokens > max_seq_len:
+        patches = tokens // variates
+        raise ParamsError(
+            f"params context_length={top.context_length}, prediction_length={top.prediction_length}, "
+            f"patch_size={top.patch_size}: a window is {variates} variates x {patches} patches = {tokens} tokens > "
+            f"model.max_seq_len {max_seq_len}; raise patch_size or model.max_seq_len, shorten the context, "
+            f"or use fewer features.indicators")
+
+
+def validate_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parse every section and check the cross-section rules; returns the parsed sections
+    (and `top` for the knobs). Raises ParamsError naming the parameter on the first problem."""
+    unknown = sorted(set(params) - set(SECTIONS) - set(TOP_LEVEL))
+    require(not unknown, f"params.yaml: unknown top-level key(s) {', '.join(unknown)}; "
+                         f"known: {', '.join([*TOP_LEVEL, *SECTIONS])}")
+    parsed: dict[str, Any] = {"top": knobs(params)}
+    parsed |= {name: section(params, cls, name) for name, cls in SECTIONS.items()}
+    top, model = parsed["top"], parsed["model"]
+    min_ratio = params.get("min_context_ratio")
+    require(isinstance(min_ratio, (int, float)) and not isinstance(min_ratio, bool) and min_ratio > 0,
+            f"param min_context_ratio: must be a positive number, got {min_ratio!r}")
+    check_context_ratio(top, float(min_ratio))
+    require(model.scaler == "std" or top.target == "log_return",
+            f"param model.scaler: {model.scaler} needs target log_return (a price level scaled by its own root "
+            f"mean square would hide every move); set model.scaler: std or target: log_return")
+    proxies = parsed["features"].market_proxy
+    missing = [c for c in parsed["extract"].asset_classes if c not in proxies]
+    require(not missing, f"param features.market_proxy: no proxy for asset class(es) {', '.join(missing)} "
+                         f"of extract.asset_classes")
+    covariates = covariate_sets(parsed["features"])[top.target]
+    variates = 1 + len(covariates) + (len(CALENDAR_COLUMNS) if top.calendar else 0)
+    check_token_budget(top, variates, model.max_seq_len)
+    assert top.target in TARGET_COLUMNS
+    return parsed
+
+
+def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
+    """The params `stage` declares in dvc.yaml (what a change of reruns it)."""
+    stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
+    return [p if isinstance(p, str) else next(iter(p)) for p in stages[stage].get("params", [])]
+
+
+def stage_params(stage: str, path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Start of a stage: logging, the whole params.yaml validated, the stage's own params
+    logged as resolved. Returns the raw params for the stage to parse its sections."""
+    setup_logging()
+    try:
+        params = load_params(path)
+        validate_params(params)
+    except ParamsError as e:  # one line naming the parameter, not a traceback
+        raise SystemExit(f"error: {e}") from None
+    names = declared_params(stage) if Path("dvc.yaml").is_file() else sorted(params)
+    mine = {}
+    for name in names:
+        head, _, rest = name.partition(".")
+        value = params.get(head)
+        for part in rest.split(".") if rest else []:
+            value = value.get(part) if isinstance(value, dict) else None
+        mine[name] = value
+    logger.info("stage %s params: %s", stage, json.dumps(mine, default=str))
+    return params

@@ -1,0 +1,85 @@
+"""What a stage does before it imports anything numeric: check that this Python has the
+project's packages, and pin the CPU kernels the data stages compute with.
+
+Standard library only, so it runs (and explains itself) under any interpreter.
+
+Why the pins: the same code, params and inputs gave different `data/features` bytes on an
+AVX2 machine and an AVX-512 machine. pandas-ta's Bollinger bands and MFI sum their windows
+with `np.convolve`, which numpy hands to OpenBLAS's `ddot`; OpenBLAS picks a kernel for the
+CPU at load time (Haswell, SkylakeX, ...), and each kernel accumulates in its own order, so
+the last bits differ (measured here: forcing OpenBLAS's Prescott kernel changes 6-17% of the
+values of BBL/BBM/BBU/BBB/BBP/MFI by up to 2e-13). numpy also dispatches its float64
+log/exp/sin/cos to AVX-512 code where the CPU has it, which rounds differently from the libm
+used elsewhere, and numba compiles for the host CPU. The pins make every x86-64 machine take
+the same code path: OpenBLAS's baseline kernel on one thread, numpy's baseline (SSE3)
+loops, numba for a generic x86-64. They cost the data stages little (their heavy work is
+pandas and pyarrow), and the model stages do not use them (torch has its own kernels).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import sys
+
+# Imported by the stage scripts; missing any of them means the wrong interpreter.
+PROJECT_PACKAGES = ("numpy", "pandas", "polars", "pyarrow", "yaml", "pandas_ta", "datasets", "torch",
+                    "lightning", "uni2ts", "dvclive", "gluonts")
+
+DETERMINISTIC_KERNELS = {
+    "OPENBLAS_CORETYPE": "Prescott",        # OpenBLAS's SSE3 kernels, present on every x86-64 CPU
+    "OPENBLAS_NUM_THREADS": "1",            # ... on one thread: a threaded dot splits its sum by core count
+    "NPY_ENABLE_CPU_FEATURES": "SSE SSE2 SSE3",  # numpy's baseline loops only (no AVX2/AVX-512 dispatch)
+    "NUMBA_CPU_NAME": "generic",            # numba (pandas-ta's kernels) compiled for any x86-64
+}
+KERNEL_MODULES = ("numpy", "numba", "pandas", "scipy")
+
+
+class WrongInterpreter(SystemExit):
+    """This Python lacks the project's packages (a stage run outside .venv)."""
+
+
+def check_interpreter(packages: tuple[str, ...] = PROJECT_PACKAGES) -> None:
+    """Exit with one line, not a traceback, when a stage runs under a Python without the
+    project's packages (e.g. `.venv/bin/dvc exp run` with the venv not activated: the stage
+    command's `python` is whichever comes first on PATH)."""
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        raise WrongInterpreter(
+            f"error: {sys.executable} does not have the project's packages ({', '.join(missing)} missing): "
+            f"activate the environment first (`source .venv/bin/activate`), or run through `make repro`")
+
+
+def pin_cpu_kernels() -> None:
+    """Set DETERMINISTIC_KERNELS for this process and its workers. Must run before numpy,
+    numba or pandas are imported: the libraries read these variables when they load. A no-op
+    when they are already set (several stages in one process), and off x86-64, whose kernel
+    names these are (the cross-machine promise is for x86-64)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    if all(os.environ.get(k) == v for k, v in DETERMINISTIC_KERNELS.items()):
+        return
+    loaded = [m for m in KERNEL_MODULES if m in sys.modules]
+    if loaded:
+        raise RuntimeError(f"pin_cpu_kernels() must run before {', '.join(loaded)} is imported")
+    os.environ.pop("NPY_DISABLE_CPU_FEATURES", None)  # numpy refuses it together with NPY_ENABLE_CPU_FEATURES
+    os.environ.update(DETERMINISTIC_KERNELS)
+
+
+def kernels_pinned() -> bool:
+    """True when this process computes with the pinned kernels (numpy's dispatch included)."""
+    if any(os.environ.get(k) != v for k, v in DETERMINISTIC_KERNELS.items()):
+        return False
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    baseline = set(DETERMINISTIC_KERNELS["NPY_ENABLE_CPU_FEATURES"].split()) | {"MMX"}
+    return all(name in baseline for name, on in __cpu_features__.items() if on)
+
+
+def start_stage(deterministic: bool) -> None:
+    """First call of every stage script: the interpreter check, then (data stages, whose
+    outputs must be the same bytes on every machine) the kernel pins."""
+    check_interpreter()
+    if deterministic:
+        pin_cpu_kernels()

@@ -1,0 +1,78 @@
+"""The whole of params.yaml is validated at every stage's start: the shipped file passes, and
+each cross-section rule fails with one line naming the numbers and what to change."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from finmoirai.config import declared_params, validate_params
+from finmoirai.params import ParamsError, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = load_params(REPO / "params.yaml")
+
+
+def changed(**changes) -> dict:
+    params = copy.deepcopy(SHIPPED)
+    for dotted, value in changes.items():
+        *path, last = dotted.split("__")
+        node = params
+        for key in path:
+            node = node[key]
+        node[last] = value
+    return params
+
+
+def test_the_shipped_params_are_valid() -> None:
+    parsed = validate_params(SHIPPED)
+    assert parsed["top"].context_length >= 5 * parsed["top"].prediction_length
+    assert parsed["evaluate"].threads == parsed["pretrain"].threads == 2
+
+
+def test_context_shorter_than_five_horizons_names_the_numbers_and_the_way_out() -> None:
+    with pytest.raises(ParamsError, match=r"context_length=100, prediction_length=30: the context is 3.3x the "
+                                          r"horizon, the rule is >= 5x .*context_length >= 150.*min_context_ratio"):
+        validate_params(changed(context_length=100, prediction_length=30))
+    validate_params(changed(context_length=100, prediction_length=30, min_context_ratio=3))  # relaxed on purpose
+
+
+def test_a_window_over_the_token_budget_names_the_tokens() -> None:
+    with pytest.raises(ParamsError, match=r"patch_size=8: a window is 28 variates x 24 patches = 672 tokens > "
+                                          r"model.max_seq_len 512"):
+        validate_params(changed(patch_size=8))
+    validate_params(changed(patch_size=8, model__max_seq_len=1024))
+    with pytest.raises(ParamsError, match="33 variates"):  # the calendar adds five known-future variates
+        validate_params(changed(patch_size=8, calendar=True, model__max_seq_len=672))
+
+
+def test_a_typo_anywhere_fails_in_any_stage() -> None:
+    with pytest.raises(ParamsError, match=r"evaluate.baselines: unknown \['arima'\]"):
+        validate_params(changed(evaluate__baselines=["rw_ewma", "arima"]))
+    with pytest.raises(ParamsError, match="unknown top-level key.*patchsize"):
+        validate_params(changed(patchsize=64))
+    with pytest.raises(ParamsError, match="model.scaler: zero_mean needs target log_return"):
+        validate_params(changed(target="level"))
+    with pytest.raises(ParamsError, match="market_proxy: no proxy for asset class.*equity"):
+        validate_params(changed(features__market_proxy={"crypto": "BTC", "fx": "EURUSD"}))
+
+
+def test_every_stage_declares_sections_that_exist() -> None:
+    for stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]:
+        for name in declared_params(stage, REPO / "dvc.yaml"):
+            assert name.split(".")[0] in SHIPPED, (stage, name)
+
+
+def test_a_bad_param_stops_the_first_stage_with_one_line(tmp_path) -> None:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(changed(evaluate__sizing="kelly")))
+    done = subprocess.run([sys.executable, str(REPO / "stages" / "extract.py")], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "error: param evaluate.sizing: 'sign' or 'confidence', got 'kelly'"
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data").exists()  # nothing was extracted
