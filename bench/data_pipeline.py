@@ -18,6 +18,7 @@ Timings on a shared machine move around: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -32,14 +33,15 @@ import pandas as pd
 import psutil
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from finmoirai.config import stage_command
+from finmoirai.data.synthetic import class_counts, market_proxy, years_covered
+from finmoirai.params import LakeConfig, SyntheticConfig, shipped_section
 
-from finmoirai.synthetic import SyntheticConfig, class_counts, market_proxy, years_covered  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 STAGES = ("extract", "preprocess", "features", "build")
-STAGE_MODULES = {"extract": "finmoirai.lake", "preprocess": "finmoirai.preprocessing",
-                 "features": "finmoirai.features", "build": "finmoirai.builder"}
+STAGE_MODULES = {"extract": "finmoirai.data.lake", "preprocess": "finmoirai.data.preprocessing",
+                 "features": "finmoirai.data.features", "build": "finmoirai.data.builder"}
 TMP_PREFIX = "finmoirai-bench-"
 
 SCAN = """
@@ -106,7 +108,7 @@ def startup_floor(log: Path, repeats: int = 3) -> dict[str, float]:
     processes pay their own imports on top (in parallel), which this leaves out."""
     floor = {}
     for stage, module in STAGE_MODULES.items():
-        code = f"import sys; sys.path.insert(0, {str(REPO)!r}); import {module}"
+        code = f"import {module}"
         floor[stage] = min(run([sys.executable, "-c", code], REPO, log)[0] for _ in range(repeats))
     return floor
 
@@ -132,11 +134,12 @@ def stage_params(lake: Path, cfg: SyntheticConfig, workers: int | None, batch_si
 
 def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
     py = sys.executable
-    cfg = SyntheticConfig(assets=n, years=args.years, seed=args.seed)
+    cfg = dataclasses.replace(shipped_section(LakeConfig, "lake").synthetic, assets=n, years=args.years,
+                              seed=args.seed)
     lake, work = root / "lake", root / "work"
     work.mkdir()
     log = root / "log.txt"
-    gen_wall, _, _ = run([py, "-m", "finmoirai.synthetic", str(lake), "--assets", str(n), "--years",
+    gen_wall, _, _ = run([py, str(REPO / "bench" / "synthetic_lake.py"), str(lake), "--assets", str(n), "--years",
                           str(args.years), "--seed", str(args.seed)], REPO, log)
     base = stage_params(lake, cfg, args.workers, args.batch_size)
     (work / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
@@ -145,7 +148,7 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
     scan_inner, rows = out.split()
     res.update(rows=int(rows), scan_s=scan_wall, scan_inner_s=float(scan_inner), scan_rss=scan_rss)
     for stage in STAGES:
-        wall, rss, _ = run([py, str(REPO / "stages" / f"{stage}.py")], work, log)
+        wall, rss, _ = run(stage_command(stage, REPO / "dvc.yaml"), work, log)
         res["stages"][stage] = {"s": wall, "rss": rss}
     res["pipeline_s"] = sum(s["s"] for s in res["stages"].values())
     res["tmp_left"] = (work / "data/datasets/.tmp").exists()
@@ -154,7 +157,7 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
         params = {**base, "preprocess": {**base["preprocess"], "workers": w},
                   "features": {**base["features"], "workers": w}}
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        res["workers"][w] = {s: dict(zip(("s", "rss"), run([py, str(REPO / "stages" / f"{s}.py")], work, log)[:2]))
+        res["workers"][w] = {s: dict(zip(("s", "rss"), run(stage_command(s, REPO / "dvc.yaml"), work, log)[:2]))
                              for s in ("preprocess", "features")}
     (work / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
     quality = json.loads((work / "data/preprocessed/quality_report.json").read_text())["totals"]
@@ -171,11 +174,9 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
 
 def naive(work: Path) -> None:
     """The whole lake in one pandas frame, then the same cleaning and features, all kept."""
-    sys.path.insert(0, str(REPO))
-    from finmoirai.features import FeaturesConfig, asset_features
-    from finmoirai.lake import LakeConfig
-    from finmoirai.params import SplitConfig, load_params, section
-    from finmoirai.preprocessing import PreprocessConfig, clean_asset, fit_scaler
+    from finmoirai.data.features import asset_features
+    from finmoirai.data.preprocessing import clean_asset, fit_scaler
+    from finmoirai.params import FeaturesConfig, LakeConfig, PreprocessConfig, SplitConfig, load_params, section
 
     params = load_params(work / "params.yaml")
     lake = section(params, LakeConfig, "lake")
@@ -243,7 +244,8 @@ def summary(results: list[dict], floor: dict[str, float]) -> str:
             for s in ("preprocess", "features"):
                 one = r["stages"][s]
                 out.append(f"{r['assets']} assets, {s} with {w} worker(s): {st[s]['s']:.1f}s and {mb(st[s]['rss'])} MB "
-                           f"vs {one['s']:.1f}s and {mb(one['rss'])} MB with the default ({one['s'] / st[s]['s']:.2f}x speed-up)")
+                           f"vs {one['s']:.1f}s and {mb(one['rss'])} MB with the default "
+                           f"({one['s'] / st[s]['s']:.2f}x speed-up)")
         out.append(f"{r['assets']} assets: pipeline {r['pipeline_s']:.1f}s = {r['pipeline_s'] / r['scan_s']:.1f}x the "
                    f"scan process ({r['scan_s']:.2f}s), {r['pipeline_s'] / r['scan_inner_s']:.0f}x the scan itself "
                    f"({r['scan_inner_s']:.2f}s, no interpreter start); without the stages' start-up "

@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import yaml
 from data_pipeline import run  # the same stage runner as the data benchmark (a sibling script)
+
+from finmoirai.config import stage_command
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("pretrain", "finetune")
@@ -49,7 +50,7 @@ def apply_override(params: dict, assignment: str) -> None:
 
 def work_dir(out: Path, params: dict, datasets: Path) -> Path:
     """A directory that looks like the repo to the stage scripts: stages and built data linked
-    (a stage script finds the package through its own resolved path)."""
+    (the package itself is installed in the venv, `make setup`)."""
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "stages").exists():
         (out / "stages").symlink_to(REPO / "stages")
@@ -67,7 +68,7 @@ def work_dir(out: Path, params: dict, datasets: Path) -> Path:
 
 def run_stage(work: Path, stage: str, log: str) -> None:
     (work / log).unlink(missing_ok=True)  # `run` appends
-    run([sys.executable, f"stages/{stage}.py"], work, work / log)
+    run(stage_command(stage, REPO / "dvc.yaml"), work, work / log)
 
 
 def evaluate(work: Path, params: dict, split: str) -> dict:

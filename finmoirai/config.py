@@ -11,21 +11,27 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from finmoirai import setup_logging
-from finmoirai.features import FeaturesConfig, covariate_sets
-from finmoirai.lake import ExtractConfig, LakeConfig
+from finmoirai.data.features import covariate_sets
+from finmoirai.data.targets import CALENDAR_COLUMNS
 from finmoirai.params import (
     BuildConfig,
     EvaluateConfig,
+    ExtractConfig,
+    FeaturesConfig,
     FinetuneConfig,
     Knobs,
+    LakeConfig,
     ModelConfig,
     ParamsError,
+    PreprocessConfig,
     PretrainConfig,
     SplitConfig,
     knobs,
@@ -34,8 +40,6 @@ from finmoirai.params import (
     section,
     tokens_per_window,
 )
-from finmoirai.preprocessing import PreprocessConfig
-from finmoirai.targets import CALENDAR_COLUMNS, TARGET_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -45,54 +49,53 @@ SECTIONS = {"lake": LakeConfig, "extract": ExtractConfig, "split": SplitConfig, 
 TOP_LEVEL = ("seed", "patch_size", "context_length", "prediction_length", "target", "calendar", "min_context_ratio")
 
 
-def check_context_ratio(top: Knobs, min_ratio: float) -> None:
+def check_context_ratio(experiment: Knobs, min_ratio: float) -> None:
     """The design rule: the model sees at least `min_ratio` horizons of history."""
-    ratio = top.context_length / top.prediction_length
+    ratio = experiment.context_length / experiment.prediction_length
     if ratio < min_ratio:
-        need = math.ceil(min_ratio * top.prediction_length)
+        need = math.ceil(min_ratio * experiment.prediction_length)
         raise ParamsError(
-            f"params context_length={top.context_length}, prediction_length={top.prediction_length}: the context is "
-            f"{ratio:.1f}x the horizon, the rule is >= {min_ratio:g}x (min_context_ratio); set context_length >= "
-            f"{need}, or prediction_length <= {int(top.context_length // min_ratio)}, or lower min_context_ratio "
-            f"to accept it")
+            f"params context_length={experiment.context_length}, prediction_length={experiment.prediction_length}: "
+            f"the context is {ratio:.1f}x the horizon, the rule is >= {min_ratio:g}x (min_context_ratio); set "
+            f"context_length >= {need}, or prediction_length <= {int(experiment.context_length // min_ratio)}, or "
+            f"lower min_context_ratio to accept it")
 
 
-def check_token_budget(top: Knobs, variates: int, max_seq_len: int) -> None:
+def check_token_budget(experiment: Knobs, variates: int, max_seq_len: int) -> None:
     """One window (every variate, context + horizon, in patches) must fit the model's sequence."""
-    tokens = tokens_per_window(top.context_length, top.prediction_length, top.patch_size, variates)
+    tokens = tokens_per_window(experiment.context_length, experiment.prediction_length, experiment.patch_size, variates)
     if tokens > max_seq_len:
         patches = tokens // variates
         raise ParamsError(
-            f"params context_length={top.context_length}, prediction_length={top.prediction_length}, "
-            f"patch_size={top.patch_size}: a window is {variates} variates x {patches} patches = {tokens} tokens > "
-            f"model.max_seq_len {max_seq_len}; raise patch_size or model.max_seq_len, shorten the context, "
+            f"params context_length={experiment.context_length}, prediction_length={experiment.prediction_length}, "
+            f"patch_size={experiment.patch_size}: a window is {variates} variates x {patches} patches = {tokens} "
+            f"tokens > model.max_seq_len {max_seq_len}; raise patch_size or model.max_seq_len, shorten the context, "
             f"or use fewer features.indicators")
 
 
 def validate_params(params: dict[str, Any]) -> dict[str, Any]:
     """Parse every section and check the cross-section rules; returns the parsed sections
-    (and `top` for the knobs). Raises ParamsError naming the parameter on the first problem."""
+    (and `knobs` for the top-level knobs). Raises ParamsError naming the parameter on the first problem."""
     unknown = sorted(set(params) - set(SECTIONS) - set(TOP_LEVEL))
     require(not unknown, f"params.yaml: unknown top-level key(s) {', '.join(unknown)}; "
                          f"known: {', '.join([*TOP_LEVEL, *SECTIONS])}")
-    parsed: dict[str, Any] = {"top": knobs(params)}
+    parsed: dict[str, Any] = {"knobs": knobs(params)}
     parsed |= {name: section(params, cls, name) for name, cls in SECTIONS.items()}
-    top, model = parsed["top"], parsed["model"]
+    experiment, model = parsed["knobs"], parsed["model"]
     min_ratio = params.get("min_context_ratio")
     require(isinstance(min_ratio, (int, float)) and not isinstance(min_ratio, bool) and min_ratio > 0,
             f"param min_context_ratio: must be a positive number, got {min_ratio!r}")
-    check_context_ratio(top, float(min_ratio))
-    require(model.scaler == "std" or top.target == "log_return",
+    check_context_ratio(experiment, float(min_ratio))
+    require(model.scaler == "std" or experiment.target == "log_return",
             f"param model.scaler: {model.scaler} needs target log_return (a price level scaled by its own root "
             f"mean square would hide every move); set model.scaler: std or target: log_return")
     proxies = parsed["features"].market_proxy
     missing = [c for c in parsed["extract"].asset_classes if c not in proxies]
     require(not missing, f"param features.market_proxy: no proxy for asset class(es) {', '.join(missing)} "
                          f"of extract.asset_classes")
-    covariates = covariate_sets(parsed["features"])[top.target]
-    variates = 1 + len(covariates) + (len(CALENDAR_COLUMNS) if top.calendar else 0)
-    check_token_budget(top, variates, model.max_seq_len)
-    assert top.target in TARGET_COLUMNS
+    covariates = covariate_sets(parsed["features"])[experiment.target]
+    variates = 1 + len(covariates) + (len(CALENDAR_COLUMNS) if experiment.calendar else 0)
+    check_token_budget(experiment, variates, model.max_seq_len)
     return parsed
 
 
@@ -100,6 +103,13 @@ def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
     """The params `stage` declares in dvc.yaml (what a change of reruns it)."""
     stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
     return [p if isinstance(p, str) else next(iter(p)) for p in stages[stage].get("params", [])]
+
+
+def stage_command(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
+    """`stage`'s command in dvc.yaml as an argv for this interpreter (benchmarks and tests run
+    the stage scripts exactly as DVC does, with the paths written once, in dvc.yaml)."""
+    cmd = shlex.split(yaml.safe_load(Path(dvc_yaml).read_text())["stages"][stage]["cmd"])
+    return [sys.executable, *cmd[1:]] if cmd[0] == "python" else cmd
 
 
 def stage_params(stage: str, path: str | Path = "params.yaml") -> dict[str, Any]:

@@ -1,22 +1,25 @@
-"""Typed access to params.yaml: every stage parses its own section into a dataclass.
+"""Typed access to params.yaml: one frozen dataclass per section, at the bottom of the package.
 
 Parsing is strict (unknown or missing keys, wrong types) so a typo in params.yaml or in
-`dvc exp run -S` fails before any expensive work starts, naming the offending key.
+`dvc exp run -S` fails before any expensive work starts, naming the offending key. The
+dataclasses carry no defaults: every value comes from params.yaml, the single copy
+(tests take the shipped file and override what they need, `shipped_section`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
+import pandas_ta as ta
 import yaml
-
-from finmoirai.targets import TARGETS
 
 T = TypeVar("T")
 
@@ -82,6 +85,8 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, str):
             raise ParamsError(f"param {key}: expected a string, got {value!r}")
         return value
+    if dataclasses.is_dataclass(hint):
+        return parse_section(hint, value, key)
     if hint is bool:
         if not isinstance(value, bool):
             raise ParamsError(f"param {key}: expected true or false, got {value!r}")
@@ -98,13 +103,10 @@ def parse_section(cls: type[T], raw: Any, name: str) -> T:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ParamsError(f"param {name}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
-    values = {}
-    for fname, field in fields.items():
-        key = f"{name}.{fname}"
-        if fname in raw:
-            values[fname] = _check_type(raw[fname], hints[fname], key)
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ParamsError(f"param {key} is missing")
+    missing = [f for f in fields if f not in raw]
+    if missing:
+        raise ParamsError(f"param {name}.{missing[0]} is missing")
+    values = {fname: _check_type(raw[fname], hints[fname], f"{name}.{fname}") for fname in fields}
     obj = cls(**values)
     validate = getattr(obj, "validate", None)
     if validate is not None:
@@ -119,10 +121,44 @@ def section(params: dict[str, Any], cls: type[T], name: str) -> T:
     return parse_section(cls, params[name], name)
 
 
+def shipped_section(cls: type[T], name: str, params_file: str | Path | None = None, **overrides: Any) -> T:
+    """Section `name` of the shipped params.yaml (the repo's, by default) with `overrides`:
+    how tests and benchmarks get a config without a second copy of the defaults."""
+    params = load_params(params_file or Path(__file__).resolve().parents[1] / "params.yaml")
+    return parse_section(cls, {**params[name], **overrides}, name)
+
+
 def require(condition: bool, message: str) -> None:
     """Raise ParamsError(message) unless condition holds; for dataclass validate() methods."""
     if not condition:
         raise ParamsError(message)
+
+
+TARGETS = ("level", "log_return")  # what Moirai forecasts (finmoirai/data/targets.py)
+CLASSES = ("crypto", "fx", "equity")  # the asset classes with a trading calendar
+SOURCES = ("demo", "synthetic")  # what the lake stage writes
+REQUIRED_CATEGORIES = ("trend", "momentum", "volatility", "volume")
+MIXTURE_COMPONENT_NAMES = ("student_t", "normal", "normal_fixed_scale", "laplace", "log_normal", "negative_binomial")
+BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
+HEADLINE_BASELINE = "rw_ewma"  # the reference of `skill`
+
+
+def tokens_per_window(context_length: int, prediction_length: int, patch_size: int, num_variates: int) -> int:
+    """Sequence length (in patches) of one window once every variate is patchified: uni2ts
+    patches the context and the horizon separately."""
+    return (math.ceil(context_length / patch_size) + math.ceil(prediction_length / patch_size)) * num_variates
+
+
+def _date(value: str, key: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise ParamsError(f"param {key}: {value!r} is not a date ({e})") from None
+    require(not pd.isna(ts), f"param {key}: {value!r} is not a date")
+    return ts
+
+
+# --------------------------------------------------------------------------- top level
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,15 +174,79 @@ class Knobs:
 
     def validate(self) -> None:
         require(self.target in TARGETS, f"param target: {self.target!r} is not one of {', '.join(TARGETS)}")
-        require(self.patch_size in (8, 16, 32, 64, 128), f"param patch_size: {self.patch_size} is not one of 8, 16, 32, 64, 128")
+        require(self.patch_size in (8, 16, 32, 64, 128),
+                f"param patch_size: {self.patch_size} is not one of 8, 16, 32, 64, 128")
         require(self.context_length > 0, f"param context_length: must be positive, got {self.context_length}")
-        require(self.prediction_length > 0, f"param prediction_length: must be positive, got {self.prediction_length}")
+        require(self.prediction_length > 0,
+                f"param prediction_length: must be positive, got {self.prediction_length}")
 
 
 def knobs(params: dict[str, Any]) -> Knobs:
     names = [f.name for f in dataclasses.fields(Knobs)]
     raw = {k: params[k] for k in names if k in params}
     return parse_section(Knobs, raw, "top-level")
+
+
+# --------------------------------------------------------------------------- data sections
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """Size, date range, class mix, seed and defect rates of a synthetic lake."""
+
+    assets: int
+    start: str
+    years: int
+    seed: int
+    class_mix: dict[str, float]
+    gap_rate: float       # fraction of bars removed (single bars and short runs)
+    bad_bar_rate: float   # per kind of bad bar, fraction of bars affected
+
+    def validate(self) -> None:
+        require(self.assets >= 1, f"param lake.synthetic.assets: must be >= 1, got {self.assets}")
+        require(self.years >= 1, f"param lake.synthetic.years: must be >= 1, got {self.years}")
+        unknown = sorted(set(self.class_mix) - set(CLASSES))
+        require(not unknown, f"param lake.synthetic.class_mix: unknown class(es) {', '.join(unknown)}; "
+                             f"known: {', '.join(CLASSES)}")
+        require(all(v >= 0 for v in self.class_mix.values()) and sum(self.class_mix.values()) > 0,
+                "param lake.synthetic.class_mix: weights must be >= 0 and not all zero")
+        require(0 <= self.gap_rate < 0.5, f"param lake.synthetic.gap_rate: must be in [0, 0.5), got {self.gap_rate}")
+        require(0 <= self.bad_bar_rate < 0.05,
+                f"param lake.synthetic.bad_bar_rate: must be in [0, 0.05), got {self.bad_bar_rate}")
+        _date(self.start, "lake.synthetic.start")
+
+
+@dataclasses.dataclass(frozen=True)
+class LakeConfig:
+    """Where extract reads the lake from; the default is the demo lake the lake stage writes.
+
+    `source` says what the lake stage writes to the default location: the embedded real
+    `demo` lake, or a `synthetic` market (finmoirai.data.synthetic, sized by `synthetic`)."""
+
+    path: str
+    source: str
+    synthetic: SyntheticConfig
+
+    def validate(self) -> None:
+        require(bool(self.path.strip()), "param lake.path: must not be empty")
+        require(self.source in SOURCES, f"param lake.source: {self.source!r} is not one of {', '.join(SOURCES)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    """Which partitions of the lake to extract; empty `symbols` means every symbol found."""
+
+    asset_classes: list[str]
+    frequency: str
+    years: list[int]
+    symbols: list[str]
+
+    def validate(self) -> None:
+        require(len(self.asset_classes) > 0, "param extract.asset_classes: must not be empty")
+        require(len(self.years) > 0, "param extract.years: must not be empty")
+        require(bool(self.frequency.strip()), "param extract.frequency: must not be empty")
+        dup = sorted({s for s in self.symbols if self.symbols.count(s) > 1})
+        require(not dup, f"param extract.symbols: duplicate symbol(s) {', '.join(dup)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,13 +257,8 @@ class SplitConfig:
     val_end: str
 
     def validate(self) -> None:
-        import pandas as pd
-
-        try:
-            a, b = pd.Timestamp(self.train_end), pd.Timestamp(self.val_end)
-        except ValueError as e:
-            raise ParamsError(f"param split: bad date ({e})") from None
-        require(a < b, f"param split: train_end {self.train_end} must be before val_end {self.val_end}")
+        train_end, val_end = _date(self.train_end, "split.train_end"), _date(self.val_end, "split.val_end")
+        require(train_end < val_end, f"param split: train_end {self.train_end} must be before val_end {self.val_end}")
 
     @classmethod
     def warmup_then_test(cls, test_start: str) -> SplitConfig:
@@ -175,40 +270,93 @@ class SplitConfig:
         return cls(train_end=test_start, val_end=test_start)
 
     @property
-    def train_end_ts(self):
-        import pandas as pd
-
+    def train_end_ts(self) -> pd.Timestamp:
         return pd.Timestamp(self.train_end, tz="UTC")
 
     @property
-    def val_end_ts(self):
-        import pandas as pd
-
+    def val_end_ts(self) -> pd.Timestamp:
         return pd.Timestamp(self.val_end, tz="UTC")
 
 
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """Gap, outlier and scaler settings for the preprocess stage."""
 
-def tokens_per_window(context_length: int, prediction_length: int, patch_size: int, num_variates: int) -> int:
-    """Sequence length (in patches) of one window once every variate is patchified: uni2ts
-    patches the context and the horizon separately."""
-    return (math.ceil(context_length / patch_size) + math.ceil(prediction_length / patch_size)) * num_variates
+    max_fill_bars: int
+    outlier_window: int
+    outlier_threshold: float
+    min_train_rows: int
+    workers: int  # processes across assets; 0 = all cores when there are enough assets
+
+    def validate(self) -> None:
+        require(self.workers >= 0, f"param preprocess.workers: must be >= 0, got {self.workers}")
+        require(self.max_fill_bars >= 0, f"param preprocess.max_fill_bars: must be >= 0, got {self.max_fill_bars}")
+        require(self.outlier_window >= 3, f"param preprocess.outlier_window: must be >= 3, got {self.outlier_window}")
+        require(self.outlier_threshold > 0,
+                f"param preprocess.outlier_threshold: must be positive, got {self.outlier_threshold}")
+        require(self.min_train_rows >= 1, f"param preprocess.min_train_rows: must be >= 1, got {self.min_train_rows}")
 
 
-# --------------------------------------------------------------------------- model and evaluation sections
-# They sit here, below the modules that use them, so any stage can validate the whole of
-# params.yaml without importing torch or uni2ts (seconds per stage).
+def indicator_category(name: str) -> str | None:
+    """The pandas-ta category of indicator `name`, or None if pandas-ta has no such indicator."""
+    if not callable(getattr(ta, name, None)):
+        return None
+    return next((cat for cat, names in ta.Category.items() if name in names), None)
 
-MIXTURE_COMPONENT_NAMES = ("student_t", "normal", "normal_fixed_scale", "laplace", "log_normal", "negative_binomial")
-BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
-HEADLINE_BASELINE = "rw_ewma"  # the reference of `skill`
+
+def indicator_kwargs(spec: dict) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k != "name"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesConfig:
+    """Indicator list (pandas-ta names + kwargs), market proxies and regime settings."""
+
+    indicators: list[dict]
+    market_proxy: dict[str, str]
+    cross_window: int
+    regime_window: int
+    regime_vol_quantile: float
+    regime_adx_threshold: float
+    workers: int  # processes across assets; 0 = all cores when there are enough assets
+
+    def validate(self) -> None:
+        require(self.workers >= 0, f"param features.workers: must be >= 0, got {self.workers}")
+        covered = {self._check_indicator(i, spec) for i, spec in enumerate(self.indicators)}
+        missing = [c for c in REQUIRED_CATEGORIES if c not in covered]
+        require(not missing, f"param features.indicators: no indicator of category {', '.join(missing)} "
+                             f"(need each of {', '.join(REQUIRED_CATEGORIES)})")
+        require(self.cross_window >= 2, f"param features.cross_window: must be >= 2, got {self.cross_window}")
+        require(self.regime_window >= 2, f"param features.regime_window: must be >= 2, got {self.regime_window}")
+        require(0 < self.regime_vol_quantile < 1,
+                f"param features.regime_vol_quantile: must be in (0, 1), got {self.regime_vol_quantile}")
+        require(self.regime_adx_threshold >= 0,
+                f"param features.regime_adx_threshold: must be >= 0, got {self.regime_adx_threshold}")
+
+    @staticmethod
+    def _check_indicator(i: int, spec: dict) -> str:
+        key = f"param features.indicators[{i}]"
+        require(isinstance(spec, dict) and isinstance(spec.get("name"), str),
+                f"{key}: needs a 'name' (a pandas-ta function)")
+        name = spec["name"]
+        category = indicator_category(name)
+        require(category is not None, f"{key}: {name!r} is not a pandas-ta indicator")
+        kwargs = indicator_kwargs(spec)
+        params = inspect.signature(getattr(ta, name)).parameters
+        for flag in ("centered", "lookahead"):
+            require(not kwargs.get(flag, False), f"{key}: {name} with {flag}=True uses future bars")
+            require(flag not in params or kwargs.get(flag) is False,
+                    f"{key}: {name} may use future bars; set {flag}: false explicitly")
+        require(kwargs.get("offset", 0) >= 0, f"{key}: {name} with a negative offset uses future bars")
+        return category
 
 
 @dataclasses.dataclass(frozen=True)
 class BuildConfig:
-    batch_size: int = 10
-    synthetic_assets: int = 0  # extra synthetic assets in the train split only (0: none)
-    synthetic_years: int = 2   # ... of this many years, ending at split.train_end
-    synthetic_seed: int = 0
+    batch_size: int
+    synthetic_assets: int  # extra synthetic assets in the train split only (0: none)
+    synthetic_years: int   # ... of this many years, ending at split.train_end
+    synthetic_seed: int
 
     def validate(self) -> None:
         require(self.batch_size >= 1, f"param build.batch_size: must be >= 1, got {self.batch_size}")
@@ -217,14 +365,17 @@ class BuildConfig:
         require(self.synthetic_years >= 1, f"param build.synthetic_years: must be >= 1, got {self.synthetic_years}")
 
 
+# --------------------------------------------------------------------------- training sections
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    d_model: int = 64
-    num_layers: int = 2
-    max_seq_len: int = 512
-    dropout: float = 0.1
-    mixture: tuple[str, ...] | list[str] = ("student_t", "normal_fixed_scale", "laplace", "log_normal")
-    scaler: str = "std"  # per-window scaler: std (uni2ts's) or zero_mean (no shift; see PackedZeroMeanScaler)
+    d_model: int
+    num_layers: int
+    max_seq_len: int
+    dropout: float
+    mixture: list[str]
+    scaler: str  # per-window scaler: std (uni2ts's) or zero_mean (no shift; see PackedZeroMeanScaler)
 
     def validate(self) -> None:
         require(self.d_model >= 64 and self.d_model % 64 == 0,
@@ -242,10 +393,10 @@ class ModelConfig:
 class TrainerConfig:
     """What every training stage shares: Lightning hardware settings and torch's thread count."""
 
-    accelerator: str = "cpu"
-    devices: int = 1
-    num_nodes: int = 1
-    threads: int = 2  # torch intra-op threads: fixed, because the result depends on it
+    accelerator: str
+    devices: int
+    num_nodes: int
+    threads: int  # torch intra-op threads: fixed, because the result depends on it
 
     def validate_trainer(self, section: str) -> None:
         require(self.devices >= 1, f"param {section}.devices: must be >= 1, got {self.devices}")
@@ -255,16 +406,16 @@ class TrainerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig(TrainerConfig):
-    max_steps: int = 150
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 15
-    min_patches: int = 2
-    min_mask_ratio: float = 0.15
-    max_mask_ratio: float = 0.5
-    max_dim: int = 64
-    val_check_interval: int = 50
+    max_steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    min_patches: int
+    min_mask_ratio: float
+    max_mask_ratio: float
+    max_dim: int
+    val_check_interval: int
 
     def validate(self) -> None:
         self.validate_trainer("pretrain")
@@ -282,13 +433,13 @@ class PretrainConfig(TrainerConfig):
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig(TrainerConfig):
-    init_from: str = "models/pretrained"
-    max_epochs: int = 4
-    batch_size: int = 16
-    lr: float = 1e-4
-    weight_decay: float = 0.1
-    train_distance: int = 24
-    patience: int = 2
+    init_from: str
+    max_epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    train_distance: int
+    patience: int
 
     def validate(self) -> None:
         self.validate_trainer("finetune")
@@ -300,28 +451,29 @@ class FinetuneConfig(TrainerConfig):
         require(bool(self.init_from), "param finetune.init_from: must name a local model folder or a hub id")
 
 
+# --------------------------------------------------------------------------- evaluation section
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
-    stride: int = 24
-    num_samples: int = 100
-    batch_size: int = 32
-    plot_assets: int = 3
-    baselines: list[str] = dataclasses.field(default_factory=lambda: list(BASELINES))
-    lookback: int = 500  # bars of history the statistical baselines fit on
-    season_length: dict[str, int] = dataclasses.field(default_factory=lambda: {"crypto": 24, "fx": 24, "equity": 7})
-    transaction_cost_bps: float = 5.0
-    sizing: str = "sign"
-    split: str = "test"  # the period scored: test, or val to choose recipes without looking at test
-    lake_path: str | None = None  # evaluate on another lake with the trained model
-    symbols: list[str] = dataclasses.field(default_factory=list)
-    asset_classes: list[str] = dataclasses.field(default_factory=list)
-    years: list[int] = dataclasses.field(default_factory=list)  # the other lake's years (empty: extract.years)
-    test_start: str | None = None  # the other lake's test start (null: split.val_end)
-    threads: int = 2  # torch intra-op threads for the models' forecasts (fixed: the result depends on it)
+    stride: int
+    num_samples: int
+    batch_size: int
+    threads: int  # torch intra-op threads for the models' forecasts (fixed: the result depends on it)
+    plot_assets: int
+    baselines: list[str]
+    lookback: int  # bars of history the statistical baselines fit on
+    season_length: dict[str, int]
+    transaction_cost_bps: float
+    sizing: str
+    split: str  # the period scored: test, or val to choose recipes without looking at test
+    lake_path: str | None  # evaluate on another lake with the trained model
+    symbols: list[str]
+    asset_classes: list[str]
+    years: list[int]  # the other lake's years (empty: extract.years)
+    test_start: str | None  # the other lake's test start (null: split.val_end)
 
     def validate(self) -> None:
-        import pandas as pd
-
         require(self.stride >= 1, f"param evaluate.stride: must be >= 1, got {self.stride}")
         require(self.num_samples >= 10, f"param evaluate.num_samples: must be >= 10, got {self.num_samples}")
         require(self.batch_size >= 1, f"param evaluate.batch_size: must be >= 1, got {self.batch_size}")
@@ -347,8 +499,4 @@ class EvaluateConfig:
         dup = sorted({y for y in self.years if self.years.count(y) > 1})
         require(not dup, f"param evaluate.years: duplicate year(s) {', '.join(map(str, dup))}")
         if self.test_start is not None:
-            try:
-                start = pd.Timestamp(self.test_start, tz="UTC")
-            except (ValueError, TypeError) as e:
-                raise ParamsError(f"param evaluate.test_start: {self.test_start!r} is not a date ({e})") from None
-            require(not pd.isna(start), f"param evaluate.test_start: {self.test_start!r} is not a date")
+            _date(self.test_start, "evaluate.test_start")

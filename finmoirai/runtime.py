@@ -22,6 +22,7 @@ import importlib.util
 import os
 import platform
 import sys
+from pathlib import Path
 
 # Imported by the stage scripts; missing any of them means the wrong interpreter.
 PROJECT_PACKAGES = ("numpy", "pandas", "polars", "pyarrow", "yaml", "pandas_ta", "datasets", "torch",
@@ -83,3 +84,12 @@ def start_stage(deterministic: bool) -> None:
     check_interpreter()
     if deterministic:
         pin_cpu_kernels()
+
+
+def stage_paths(argv: list[str] | None, *names: str) -> list[Path]:
+    """The paths a stage script gets on its command line (written once, in dvc.yaml's `cmd`)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != len(names):
+        raise SystemExit(f"usage: {Path(sys.argv[0]).name} {' '.join(n.upper() for n in names)} "
+                         f"(got {len(args)} argument(s); the stage commands are in dvc.yaml)")
+    return [Path(a) for a in args]

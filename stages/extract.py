@@ -1,27 +1,25 @@
-"""DVC stage `extract`: one parquet per selected asset from the lake to data/extracted."""
+"""DVC stage `extract`: one parquet per selected asset of the lake at lake.path to OUT."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from finmoirai.runtime import start_stage  # noqa: E402
+try:
+    from finmoirai.runtime import stage_paths, start_stage
+except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
+    sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
+             "(`source .venv/bin/activate`), or run through `make repro`")
 
 if __name__ == "__main__":
     start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
 
-from finmoirai.lake import ExtractConfig, LakeConfig, extract  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
-from finmoirai.params import section  # noqa: E402
+from finmoirai.data.lake import extract  # noqa: E402
+from finmoirai.params import ExtractConfig, LakeConfig, section  # noqa: E402
 
-OUT = Path("data/extracted")
 
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    (out,) = stage_paths(argv, "out")
     params = stage_params("extract")
-    lake = section(params, LakeConfig, "lake")
-    cfg = section(params, ExtractConfig, "extract")
-    extract(lake.path, cfg, OUT)
+    extract(section(params, LakeConfig, "lake").path, section(params, ExtractConfig, "extract"), out)
 
 
 if __name__ == "__main__":

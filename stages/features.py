@@ -1,27 +1,25 @@
-"""DVC stage `features`: indicators, cross-asset and regime covariates to data/features."""
+"""DVC stage `features`: indicators, cross-asset and regime covariates, both target representations."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from finmoirai.runtime import start_stage  # noqa: E402
+try:
+    from finmoirai.runtime import stage_paths, start_stage
+except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
+    sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
+             "(`source .venv/bin/activate`), or run through `make repro`")
 
 if __name__ == "__main__":
     start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
 
-from finmoirai.features import FeaturesConfig, features  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
-from finmoirai.params import SplitConfig, section  # noqa: E402
+from finmoirai.data.features import features  # noqa: E402
+from finmoirai.params import FeaturesConfig, SplitConfig, section  # noqa: E402
 
-IN, OUT = Path("data/preprocessed"), Path("data/features")
 
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    preprocessed, out = stage_paths(argv, "preprocessed", "out")
     params = stage_params("features")
-    split = section(params, SplitConfig, "split")
-    cfg = section(params, FeaturesConfig, "features")
-    features(IN, split, cfg, OUT)
+    features(preprocessed, section(params, SplitConfig, "split"), section(params, FeaturesConfig, "features"), out)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,31 @@
-"""DVC stage `finetune`: MoiraiFinetune from models/pretrained (or a hub id) -> models/finetuned."""
+"""DVC stage `finetune`: MoiraiFinetune from finetune.init_from (models/pretrained or a hub id)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from finmoirai.runtime import start_stage  # noqa: E402
+try:
+    from finmoirai.runtime import stage_paths, start_stage
+except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
+    sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
+             "(`source .venv/bin/activate`), or run through `make repro`")
 
 if __name__ == "__main__":
-    start_stage(deterministic=False)  # before torch loads: a wrong interpreter gets one line, not a traceback
+    start_stage(deterministic=False)  # before torch loads: a wrong interpreter gets one line
 
 from finmoirai import write_json  # noqa: E402
-from finmoirai.builder import IterativeFinancialDatasetBuilder  # noqa: E402
-from finmoirai.model import finetune  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
+from finmoirai.data.builder import IterativeFinancialDatasetBuilder  # noqa: E402
 from finmoirai.params import FinetuneConfig, knobs, section  # noqa: E402
+from finmoirai.training.loops import finetune  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    datasets, out, live, metrics = stage_paths(argv, "datasets", "out", "live", "metrics")
     params = stage_params("finetune")
-    top = knobs(params)
-    cfg = section(params, FinetuneConfig, "finetune")
-    builder = IterativeFinancialDatasetBuilder(Path("data/datasets")).for_target(top.target)
-    result = finetune(builder, top, cfg, Path("models/finetuned"), Path("dvclive/finetune"))
+    experiment = knobs(params)
+    builder = IterativeFinancialDatasetBuilder(datasets).for_target(experiment.target)
+    result = finetune(builder, experiment, section(params, FinetuneConfig, "finetune"), out, live)
     if result is not None:  # None on every process but rank 0 of a multi-device run
-        write_json(Path("metrics/finetune.json"), result)
+        write_json(metrics, result)
 
 
 if __name__ == "__main__":

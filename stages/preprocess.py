@@ -1,29 +1,27 @@
-"""DVC stage `preprocess`: calendar grid, bad-bar repair, outliers and scalers to data/preprocessed,
-and the data-quality report (DVC metrics) to metrics/data_quality.json."""
+"""DVC stage `preprocess`: calendar grid, bad-bar repair, outliers and scalers, and the
+data-quality report (its headline totals are the DVC metrics)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from finmoirai.runtime import start_stage  # noqa: E402
+try:
+    from finmoirai.runtime import stage_paths, start_stage
+except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
+    sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
+             "(`source .venv/bin/activate`), or run through `make repro`")
 
 if __name__ == "__main__":
     start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
 
 from finmoirai.config import stage_params  # noqa: E402
-from finmoirai.params import SplitConfig, section  # noqa: E402
-from finmoirai.preprocessing import PreprocessConfig, preprocess  # noqa: E402
-
-IN, OUT = Path("data/extracted"), Path("data/preprocessed")
-REPORT = Path("metrics/data_quality.json")
+from finmoirai.data.preprocessing import preprocess  # noqa: E402
+from finmoirai.params import PreprocessConfig, SplitConfig, section  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    extracted, out, metrics = stage_paths(argv, "extracted", "out", "metrics")
     params = stage_params("preprocess")
-    split = section(params, SplitConfig, "split")
-    cfg = section(params, PreprocessConfig, "preprocess")
-    preprocess(IN, split, cfg, OUT, metrics_path=REPORT)
+    preprocess(extracted, section(params, SplitConfig, "split"), section(params, PreprocessConfig, "preprocess"), out,
+               metrics_path=metrics)
 
 
 if __name__ == "__main__":

@@ -1,31 +1,32 @@
-"""DVC stage `pretrain`: MoiraiPretrain from scratch on the training split -> models/pretrained."""
+"""DVC stage `pretrain`: MoiraiPretrain from scratch on the training split."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from finmoirai.runtime import start_stage  # noqa: E402
+try:
+    from finmoirai.runtime import stage_paths, start_stage
+except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
+    sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
+             "(`source .venv/bin/activate`), or run through `make repro`")
 
 if __name__ == "__main__":
-    start_stage(deterministic=False)  # before torch loads: a wrong interpreter gets one line, not a traceback
+    start_stage(deterministic=False)  # before torch loads: a wrong interpreter gets one line
 
 from finmoirai import write_json  # noqa: E402
-from finmoirai.builder import IterativeFinancialDatasetBuilder  # noqa: E402
-from finmoirai.model import pretrain  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
+from finmoirai.data.builder import IterativeFinancialDatasetBuilder  # noqa: E402
 from finmoirai.params import ModelConfig, PretrainConfig, knobs, section  # noqa: E402
+from finmoirai.training.loops import pretrain  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    datasets, out, live, metrics = stage_paths(argv, "datasets", "out", "live", "metrics")
     params = stage_params("pretrain")
-    top = knobs(params)
-    model_cfg = section(params, ModelConfig, "model")
-    cfg = section(params, PretrainConfig, "pretrain")
-    builder = IterativeFinancialDatasetBuilder(Path("data/datasets")).for_target(top.target)
-    result = pretrain(builder, top, model_cfg, cfg, Path("models/pretrained"), Path("dvclive/pretrain"))
+    experiment = knobs(params)
+    builder = IterativeFinancialDatasetBuilder(datasets).for_target(experiment.target)
+    model_cfg, cfg = section(params, ModelConfig, "model"), section(params, PretrainConfig, "pretrain")
+    result = pretrain(builder, experiment, model_cfg, cfg, out, live)
     if result is not None:  # None on every process but rank 0 of a multi-device run
-        write_json(Path("metrics/pretrain.json"), result)
+        write_json(metrics, result)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from finmoirai.targets import log_returns
+from finmoirai.data.lake import write_partitions
+from finmoirai.data.targets import log_returns
+from finmoirai.evaluation.series import AssetSeries
+from finmoirai.params import LakeConfig, PreprocessConfig, SyntheticConfig, shipped_section
+
+
+def synthetic_config(**overrides) -> SyntheticConfig:
+    """The shipped `lake.synthetic` generator settings with `overrides`."""
+    return dataclasses.replace(shipped_section(LakeConfig, "lake").synthetic, **overrides)
+
+
+def preprocess_config(**overrides) -> PreprocessConfig:
+    """The shipped `preprocess` section with `overrides`."""
+    return shipped_section(PreprocessConfig, "preprocess", **overrides)
 
 COVARIATES = ["open", "rsi_14", "regime_volatile"]
 RETURN_COVARIATES = ["open_rel", "rsi_14", "regime_volatile"]
@@ -37,8 +51,6 @@ def write_feature_dir(out: Path, lengths: dict[str, int], start: str = "2018-09-
 
 def price_series(price: np.ndarray, observed: np.ndarray | None = None, start: str = "2019-01-01", test_start: int = 0):
     """An hourly crypto AssetSeries over `price`, for baseline and trading tests."""
-    from finmoirai.evaluation import AssetSeries
-
     n = len(price)
     return AssetSeries(
         symbol="AAA",
@@ -57,8 +69,6 @@ def write_hourly_lake(out: Path, symbols: dict[str, str], start: str, end: str, 
     """A hive-partitioned lake (the layout `lake.write_partitions` writes) of hourly random-walk
     OHLCV bars in [start, end): `symbols` maps symbol -> asset class (24/7 classes such as
     crypto: every hour is a bar). For lakes of other years than the demo's."""
-    from finmoirai.lake import write_partitions
-
     rng = np.random.default_rng(seed)
     ts = pd.date_range(start, end, freq="h", tz="UTC", inclusive="left")
     for n, (symbol, asset_class) in enumerate(symbols.items()):

@@ -31,7 +31,7 @@ def changed(**changes) -> dict:
 
 def test_the_shipped_params_are_valid() -> None:
     parsed = validate_params(SHIPPED)
-    assert parsed["top"].context_length >= 5 * parsed["top"].prediction_length
+    assert parsed["knobs"].context_length >= 5 * parsed["knobs"].prediction_length
     assert parsed["evaluate"].threads == parsed["pretrain"].threads == 2
 
 
@@ -70,7 +70,8 @@ def test_every_stage_declares_sections_that_exist() -> None:
 
 def test_a_bad_param_stops_the_first_stage_with_one_line(tmp_path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(changed(evaluate__sizing="kelly")))
-    done = subprocess.run([sys.executable, str(REPO / "stages" / "extract.py")], cwd=tmp_path, capture_output=True,
+    done = subprocess.run([sys.executable, str(REPO / "stages" / "extract.py"), "data/extracted"], cwd=tmp_path,
+                          capture_output=True,
                           text=True)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == "error: param evaluate.sizing: 'sign' or 'confidence', got 'kelly'"

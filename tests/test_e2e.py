@@ -45,7 +45,8 @@ def _run(args: list[str], cwd: Path) -> str:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
+                             f"{done.stderr[-4000:]}")
     return done.stdout + done.stderr
 
 
@@ -207,7 +208,8 @@ def test_target_and_calendar_knobs_rerun_only_the_model_stages(repo):
 
 def test_evaluate_on_another_lake_without_retraining(repo):
     out = _run(
-        ["dvc", "exp", "run", "-S", "evaluate.lake_path=data/lake", "-S", "evaluate.symbols=[BTC,ETH]", "-S", "evaluate.asset_classes=[crypto]"],
+        ["dvc", "exp", "run", "-S", "evaluate.lake_path=data/lake", "-S", "evaluate.symbols=[BTC,ETH]",
+         "-S", "evaluate.asset_classes=[crypto]"],
         repo,
     )
     assert _ran(out) == {"evaluate"}, out

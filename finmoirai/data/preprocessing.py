@@ -1,0 +1,439 @@
+"""Preprocess stage: put every asset on its trading-calendar hourly grid, repair and report
+bad bars, replace outliers, and fit per-variate scalers on the training period only.
+
+Prices stay in their original units in the output; the scalers are saved next to them so
+features can normalise and evaluation can denormalise with exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from finmoirai import write_json, write_parquet
+from finmoirai.data.parallel import map_assets, resolve_workers
+from finmoirai.params import PreprocessConfig, SplitConfig
+
+logger = logging.getLogger(__name__)
+
+PRICES = ["open", "high", "low", "close"]
+OHLCV = [*PRICES, "volume"]
+NY = "America/New_York"
+MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of the std for Gaussian data
+CALENDARS = ("crypto", "fx", "equity")
+STD_TOL = 1e-9  # a std this small relative to the mean is rounding noise of a constant column
+
+# What preprocess does with each kind of bad bar (and with gaps): the data-quality report
+# lists every count under these names, so nothing is dropped or changed without a record.
+ACTIONS: dict[str, dict[str, str]] = {
+    "unsorted": {"action": "reordered",
+                 "detail": "rows out of timestamp order (counted against the previous row); sorted, kept"},
+    "duplicate_timestamps": {"action": "dropped",
+                             "detail": "extra rows of a repeated timestamp; the last one written is kept"},
+    "non_positive_price": {"action": "dropped",
+                           "detail": "an open/high/low/close that is NaN, infinite or <= 0; the row is dropped and, "
+                                     "inside the data's span, its slot becomes a filled gap (observed=false)"},
+    "high_below_low": {"action": "repaired",
+                       "detail": "high < low; high/low reset to the max/min of open, high, low, close (kept, "
+                                 "also counted in inconsistent_high_low)"},
+    "inconsistent_high_low": {"action": "repaired",
+                              "detail": "high below max(open, close, low) or low above min(...); high/low "
+                                        "reset to the envelope of the four prices, row kept"},
+    "zero_volume": {"action": "kept",
+                    "detail": "volume zero, negative, NaN or infinite; all but zero set to 0, row kept as observed"},
+    "outliers_replaced": {"action": "clipped",
+                          "detail": "Hampel outlier of log close; close set to the rolling median, open/high/low "
+                                    "clipped into the accepted band, observed=false"},
+    "off_calendar": {"action": "dropped",
+                     "detail": "timestamp outside the asset class's trading calendar"},
+    "gaps_filled": {"action": "inserted",
+                    "detail": "missing calendar bar; flat at the previous close, volume 0, observed=false"},
+    "long_gaps": {"action": "inserted",
+                  "detail": "runs of missing bars longer than preprocess.max_fill_bars (filled as gaps_filled, "
+                            "counted as runs)"},
+}
+DROPPED = ("duplicate_timestamps", "non_positive_price", "off_calendar")
+INSERTED = ("gaps_filled",)
+
+
+# --------------------------------------------------------------------------- calendars
+
+
+def trading_grid(asset_class: str, timestamps: pd.Series) -> pd.DatetimeIndex:
+    """Hourly UTC grid of bars the market of `asset_class` trades, spanning the data.
+
+    crypto trades 24/7. fx trades from Sunday 17:00 to Friday 17:00 New York time, i.e.
+    Sunday 22:00 to Friday 22:00 UTC in winter (an hour earlier in US summer time, which
+    is what the data shows), so weekend hours are not gaps. equity (New York regular
+    session) has bars at 9:30, 10:30, ..., 15:30 local time on every day with ANY data:
+    days without a single bar are taken to be exchange holidays, not gaps, because no
+    exchange calendar is bundled. Half-days therefore show up as filled afternoon gaps.
+    """
+    ts = pd.DatetimeIndex(timestamps).as_unit("us")
+    if asset_class == "crypto":
+        return pd.date_range(ts.min(), ts.max(), freq="1h", name="timestamp", unit="us")
+    if asset_class == "fx":
+        hours = pd.date_range(ts.min(), ts.max(), freq="1h", name="timestamp", unit="us")
+        return hours[_fx_open(hours)]
+    if asset_class == "equity":
+        return _equity_grid(ts)
+    raise ValueError(f"no trading calendar for asset class {asset_class!r}; known: {', '.join(CALENDARS)}")
+
+
+def _fx_open(hours: pd.DatetimeIndex) -> np.ndarray:
+    local = hours.tz_convert(NY)
+    dow, hour = local.dayofweek, local.hour
+    closed = (dow == 5) | ((dow == 4) & (hour >= 17)) | ((dow == 6) & (hour < 17))
+    return ~np.asarray(closed)
+
+
+def _equity_grid(ts: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    days = pd.DatetimeIndex(ts.tz_convert(NY).normalize().unique()).tz_localize(None)
+    offsets = pd.to_timedelta([9.5 + h for h in range(7)], unit="h")
+    wall = (days.values[:, None] + offsets.values[None, :]).ravel()
+    grid = pd.DatetimeIndex(wall).tz_localize(NY).tz_convert("UTC").sort_values()
+    grid = grid[(grid >= ts.min()) & (grid <= ts.max())]
+    return pd.DatetimeIndex(grid, name="timestamp").as_unit("us")
+
+
+# --------------------------------------------------------------------------- bad bars
+
+
+def as_utc(ts: pd.Series) -> pd.Series:
+    """Timestamps as datetime64[us, UTC]. Extract already writes that type; it is kept as is,
+    because pd.to_datetime would walk every value to decide whether to cache them."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype):
+        return ts.dt.tz_convert("UTC").dt.as_unit("us")
+    return pd.to_datetime(ts, utc=True).dt.as_unit("us")
+
+
+def clean_bars(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Sort, dedupe, drop unusable prices and fix high/low; returns the bars and the count of
+    each kind of repair."""
+    unsorted = int((df["timestamp"].diff() < pd.Timedelta(0)).sum())
+    if unsorted:
+        df = df.sort_values("timestamp", kind="stable")
+    dup = df["timestamp"].duplicated(keep="last")
+    df = df[~dup]
+    prices = df[PRICES].to_numpy()
+    bad = ~(np.isfinite(prices) & (prices > 0)).all(axis=1)
+    df = df[~bad].copy()
+    vol = df["volume"].to_numpy()
+    usable = np.isfinite(vol) & (vol > 0)
+    df["volume"] = np.where(usable, vol, 0.0)
+    df, high_low = repair_high_low(df)
+    counts = {"unsorted": unsorted, "duplicate_timestamps": int(dup.sum()), "non_positive_price": int(bad.sum()),
+              "zero_volume": int((~usable).sum())}
+    return df, counts | high_low
+
+
+def repair_high_low(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Make high/low the envelope of open/close (and of each other) where they are not;
+    returns the bars and the counts of rows that needed it."""
+    prices = df[PRICES].to_numpy()  # NumPy row max/min: pandas' axis=1 reductions are slow
+    hi, lo = prices.max(axis=1), prices.min(axis=1)
+    high, low = df["high"].to_numpy(), df["low"].to_numpy()
+    counts = {"high_below_low": int((high < low).sum()), "inconsistent_high_low": int(((high < hi) | (low > lo)).sum())}
+    df = df.copy()
+    df["high"], df["low"] = hi, lo
+    return df, counts
+
+
+def hampel_flags(log_close: np.ndarray, window: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centered Hampel filter: (flags, rolling median, scaled MAD) of each point's window.
+
+    The window of point i is x[i - window//2 : i + window - window//2], cut at the series'
+    ends; median and MAD are exactly np.median's (the two middle values averaged)."""
+    x = np.ascontiguousarray(log_close, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("Hampel filter needs finite log prices (bad prices are dropped before it)")
+    med, mad = _rolling_median_mad(x, window)
+    mad *= MAD_SCALE
+    flags = (mad > 0) & (np.abs(x - med) > threshold * mad)
+    return flags, med, mad
+
+
+@numba.njit(cache=True)
+def _rolling_median_mad(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Centred rolling median and MAD in O(n * window): a sorted copy of the window is kept up
+    to date (one removal and one insertion per step), the median is read off its middle, and
+    the MAD is the median of the deviations, merged outward from the median in sorted order.
+    (np.median over a sliding-window view does a partition per row: several times slower.)"""
+    n = len(x)
+    half = window // 2
+    tail = window - 1 - half
+    med = np.empty(n)
+    mad = np.empty(n)
+    buf = np.empty(window)
+    k = 0
+    for j in range(min(n, tail)):  # the first window's right part; the loop adds x[i + tail]
+        k = _insert(buf, k, x[j])
+    for i in range(n):
+        if i - half - 1 >= 0:
+            k = _remove(buf, k, x[i - half - 1])
+        if i + tail < n:
+            k = _insert(buf, k, x[i + tail])
+        m = buf[k // 2] if k % 2 == 1 else (buf[k // 2 - 1] + buf[k // 2]) / 2.0
+        med[i] = m
+        # Deviations below the median grow leftwards from `lo`, those above rightwards from
+        # `hi`; taking the smaller head each time yields them in sorted order.
+        hi = 0
+        while hi < k and buf[hi] < m:
+            hi += 1
+        lo = hi - 1
+        prev = 0.0
+        cur = 0.0
+        for _ in range(k // 2 + 1):
+            prev = cur
+            if lo >= 0 and (hi >= k or m - buf[lo] <= buf[hi] - m):
+                cur = m - buf[lo]
+                lo -= 1
+            else:
+                cur = buf[hi] - m
+                hi += 1
+        mad[i] = cur if k % 2 == 1 else (prev + cur) / 2.0
+    return med, mad
+
+
+@numba.njit(cache=True)
+def _insert(buf: np.ndarray, k: int, value: float) -> int:  # pragma: no cover
+    j = k
+    while j > 0 and buf[j - 1] > value:
+        buf[j] = buf[j - 1]
+        j -= 1
+    buf[j] = value
+    return k + 1
+
+
+@numba.njit(cache=True)
+def _remove(buf: np.ndarray, k: int, value: float) -> int:  # pragma: no cover
+    j = np.searchsorted(buf[:k], value)
+    for t in range(j, k - 1):
+        buf[t] = buf[t + 1]
+    return k - 1
+
+
+def replace_outliers(df: pd.DataFrame, cfg: PreprocessConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Replace close outliers by the rolling median; clip o/h/l into the accepted band.
+    Returns the bars and the count of outliers replaced."""
+    df = df.copy()
+    x = np.log(df["close"].to_numpy())
+    flags, med, mad = hampel_flags(x, cfg.outlier_window, cfg.outlier_threshold)
+    if flags.any():
+        lo = np.exp(med - cfg.outlier_threshold * mad)[flags]
+        hi = np.exp(med + cfg.outlier_threshold * mad)[flags]
+        idx = df.index[flags]
+        df.loc[idx, "close"] = np.exp(med[flags])
+        for col in ("open", "high", "low"):
+            df.loc[idx, col] = np.clip(df.loc[idx, col].to_numpy(), lo, hi)
+        df.loc[idx, "high"] = df.loc[idx, PRICES].max(axis=1)
+        df.loc[idx, "low"] = df.loc[idx, PRICES].min(axis=1)
+    df["observed"] = ~flags
+    return df, {"outliers_replaced": int(flags.sum())}
+
+
+# --------------------------------------------------------------------------- grid filling
+
+
+def fill_grid(df: pd.DataFrame, grid: pd.DatetimeIndex, cfg: PreprocessConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Reindex on the calendar grid; missing bars are flat at the previous close, volume 0.
+    Returns the bars and the counts of off-calendar bars dropped and gaps filled."""
+    on_grid = df["timestamp"].isin(grid)
+    df = df[on_grid].set_index("timestamp").reindex(grid)
+    missing = df["close"].isna()
+    counts = {"off_calendar": int((~on_grid).sum()), "gaps_filled": int(missing.sum()),
+              "long_gaps": count_long_runs(missing.to_numpy(), cfg.max_fill_bars)}
+    df["close"] = df["close"].ffill()
+    for col in ("open", "high", "low"):
+        df[col] = df[col].fillna(df["close"])
+    df["volume"] = df["volume"].fillna(0.0)
+    df["observed"] = df["observed"].astype("boolean").fillna(False).astype(bool)
+    return df.reset_index(), counts
+
+
+def count_long_runs(missing: np.ndarray, max_len: int) -> int:
+    """Number of runs of consecutive True values longer than `max_len`."""
+    padded = np.concatenate([[False], missing, [False]]).astype(np.int8)
+    edges = np.diff(padded)
+    lengths = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    return int((lengths > max_len).sum())
+
+
+def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Full cleaning of one asset: bad bars, outliers, calendar grid. Returns (frame, counts)."""
+    rows_in = len(df)
+    df = df.reset_index(drop=True)
+    df["timestamp"] = as_utc(df["timestamp"])
+    df, bars = clean_bars(df)
+    if df.empty:
+        raise ValueError(f"asset has no usable bars ({rows_in} rows in, all with bad prices)")
+    df, outliers = replace_outliers(df.reset_index(drop=True), cfg)
+    out, grid = fill_grid(df, trading_grid(asset_class, df["timestamp"]), cfg)
+    counts = {"rows_in": rows_in} | bars | outliers | grid
+    counts |= {"rows_out": len(out), "rows_dropped": sum(counts[k] for k in DROPPED),
+               "rows_inserted": sum(counts[k] for k in INSERTED)}
+    if rows_in - counts["rows_dropped"] + counts["rows_inserted"] != len(out):  # nothing vanishes unrecorded
+        raise AssertionError(f"row accounting does not balance: {counts}")
+    return out[["timestamp", *OHLCV, "observed"]], counts
+
+
+# --------------------------------------------------------------------------- scalers
+
+
+class TooFewTrainingRows(ValueError):
+    """An asset has fewer observed rows before split.train_end than preprocess.min_train_rows.
+
+    Its own type so that a caller with a different split (evaluate.lake_path's warm-up) can
+    say which of its params to change; the message stays the main pipeline's."""
+
+
+def fit_scaler(df: pd.DataFrame, split: SplitConfig, min_rows: int, symbol: str) -> dict[str, dict[str, Any]]:
+    """Per-variate z-score fitted on observed training rows only (t < train_end)."""
+    train = df[(df["timestamp"] < split.train_end_ts) & df["observed"]]
+    if len(train) < min_rows:
+        raise TooFewTrainingRows(
+            f"asset {symbol}: {len(train)} observed training rows before {split.train_end} "
+            f"(of {len(df)} rows), need preprocess.min_train_rows={min_rows}"
+        )
+    entry = {}
+    for col in OHLCV:
+        transform = "log1p" if col == "volume" else "identity"
+        x = _forward(train[col].to_numpy(dtype=float), transform)
+        mean = float(np.mean(x))
+        entry[col] = {"mean": mean, "std": safe_std(float(np.std(x)), mean), "transform": transform}
+    return entry
+
+
+def safe_std(std: float, mean: float) -> float:
+    """std, or 1.0 when it is zero, NaN or rounding noise (a constant column)."""
+    return std if np.isfinite(std) and std > STD_TOL * max(1.0, abs(mean)) else 1.0
+
+
+def _forward(x: np.ndarray, transform: str) -> np.ndarray:
+    if transform == "log1p":
+        return np.log1p(x)
+    if transform == "identity":
+        return x
+    raise ValueError(f"unknown scaler transform {transform!r}")
+
+
+def apply_scaler(values: Any, entry: dict[str, Any]) -> np.ndarray:
+    """Normalise values with one column's scaler entry {mean, std, transform}."""
+    x = _forward(np.asarray(values, dtype=float), entry["transform"])
+    return (x - entry["mean"]) / entry["std"]
+
+
+def invert_scaler(values: Any, entry: dict[str, Any]) -> np.ndarray:
+    """Undo apply_scaler: back to original units (used to denormalise forecasts)."""
+    x = np.asarray(values, dtype=float) * entry["std"] + entry["mean"]
+    if entry["transform"] == "log1p":
+        return np.expm1(x)
+    if entry["transform"] == "identity":
+        return x
+    raise ValueError(f"unknown scaler transform {entry['transform']!r}")
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def split_counts(ts: pd.Series, split: SplitConfig) -> dict[str, int]:
+    """Rows per split: train t < train_end <= val < val_end <= test."""
+    train = ts < split.train_end_ts
+    test = ts >= split.val_end_ts
+    return {"train_rows": int(train.sum()), "val_rows": int((~train & ~test).sum()), "test_rows": int(test.sum())}
+
+
+def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
+                   cfg: PreprocessConfig) -> tuple[dict[str, int], dict[str, Any]]:
+    """Clean one extracted asset and write its parquet; returns (quality counts, scaler)."""
+    sym = asset["symbol"]
+    raw = pd.read_parquet(in_dir / f"{sym}.parquet")
+    try:
+        df, counts = clean_asset(raw, asset["asset_class"], cfg)
+    except ValueError as e:
+        raise ValueError(f"asset {sym}: {e}") from None
+    scaler = fit_scaler(df, split, cfg.min_train_rows, sym)
+    write_parquet(df, out_dir / f"{sym}.parquet")
+    return counts | split_counts(df["timestamp"], split), scaler
+
+
+def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, out_dir: str | Path,
+               metrics_path: str | Path | None = None) -> dict:
+    """Clean every extracted asset; write parquets, scalers.json, manifest.json, quality.json
+    (raw counts per asset), quality_report.json (totals, actions, per-asset counts) and, to
+    `metrics_path` when given, the report's headline totals (DVC metrics: `dvc exp show`).
+
+    Assets are independent, so they are processed one at a time per worker process
+    (`cfg.workers`); memory is bounded by the assets in flight, never by the whole lake."""
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    assets = json.loads((in_dir / "manifest.json").read_text())["assets"]
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    workers = resolve_workers(cfg.workers, len(assets))
+    logger.info("preprocess: %d assets on %d process(es)", len(assets), workers)
+    clean_one = functools.partial(preprocess_one, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg)
+    scalers, quality, manifest = {}, {}, []
+    results = map_assets(clean_one, assets, workers)
+    for asset, (counts, scaler) in zip(assets, tqdm(results, total=len(assets), desc="preprocess", leave=False)):
+        sym = asset["symbol"]
+        _log_asset(sym, counts)
+        scalers[sym], quality[sym] = scaler, counts
+        manifest.append({**asset, "rows_out": counts["rows_out"]})
+    write_json(out_dir / "scalers.json", scalers)
+    write_json(out_dir / "manifest.json", {"assets": manifest})
+    write_json(out_dir / "quality.json", quality)
+    report = quality_report(quality)
+    write_json(out_dir / "quality_report.json", report)
+    if metrics_path is not None:
+        write_json(Path(metrics_path), quality_headline(report))
+    return {"assets": manifest, "quality": quality, "scalers": scalers, "report": report}
+
+
+def quality_report(quality: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """The data-quality report: totals, what is done with each kind of bad bar, per-asset counts.
+
+    Every row is accounted for: rows_out = rows_in - rows_dropped + rows_inserted per asset,
+    rows_dropped being the sum of the kinds whose action is "dropped"."""
+    keys = ["rows_in", "rows_out", "rows_dropped", "rows_inserted", *ACTIONS]
+    per_asset = {sym: {k: int(counts[k]) for k in keys} for sym, counts in quality.items()}
+    totals = {"assets": len(per_asset)} | {k: sum(counts[k] for counts in per_asset.values()) for k in keys}
+    totals["assets_with_bad_bars"] = sum(
+        any(counts[k] for k in ACTIONS if k not in ("gaps_filled", "long_gaps")) for counts in per_asset.values())
+    return {"totals": totals, "actions": ACTIONS, "assets": per_asset}
+
+
+BAD_BAR_KINDS = ("unsorted", "duplicate_timestamps", "non_positive_price", "inconsistent_high_low", "zero_volume",
+                 "off_calendar")  # high_below_low is also counted in inconsistent_high_low
+
+
+def quality_headline(report: dict[str, Any]) -> dict[str, int]:
+    """The few totals `dvc exp show` carries: one column each. Per-kind and per-asset counts
+    stay in quality_report.json and the evaluation report."""
+    totals = report["totals"]
+    return {"assets": totals["assets"], "rows_out": totals["rows_out"],
+            "bad_bars": sum(totals[k] for k in BAD_BAR_KINDS), "outliers_replaced": totals["outliers_replaced"],
+            "gaps_filled": totals["gaps_filled"]}
+
+
+def _log_asset(sym: str, counts: dict[str, int]) -> None:
+    logger.info(
+        "%s: %d -> %d rows, %d gaps filled (%d long), %d outliers, %d bad high/low, %d bad price, "
+        "%d zero volume, %d duplicates, %d unsorted, %d off-calendar; train/val/test %d/%d/%d",
+        sym, *(counts[k] for k in ("rows_in", "rows_out", "gaps_filled", "long_gaps", "outliers_replaced",
+                                   "inconsistent_high_low", "non_positive_price", "zero_volume", "duplicate_timestamps",
+                                   "unsorted", "off_calendar", "train_rows", "val_rows", "test_rows")),
+    )
+    if counts["test_rows"] == 0:
+        logger.warning("%s has no test rows (data ends before the test period); it cannot be evaluated", sym)
+
+

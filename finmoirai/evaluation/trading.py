@@ -1,0 +1,168 @@
+"""A deliberately simple trading rule on sample forecasts: does a better forecast make money?
+
+Rule, at each forecast origin o (decided with bars < o only):
+  * forecast return r_hat = median of the sample paths at the last held step / last observed
+    price - 1; spread iqr = (q75 - q25) of the same step / last observed price;
+  * position = sign(r_hat) (sizing "sign"), or clip(r_hat / iqr, -1, 1) ("confidence");
+  * the position is held over bars o .. o+hold-1 with hold = min(stride, H), so positions of
+    origins `stride` apart never overlap (the strategy is flat in between if stride > H);
+  * each bar earns position * the bar's simple return of the observed close (filled bars
+    carry the last observed close, so they earn zero and the next observed bar the move);
+  * every change of position costs cost_bps basis points per unit changed, charged on the
+    bar it happens (the origin when stride <= H). The final position is not liquidated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finmoirai.evaluation.series import AssetSeries, carry_forward, usable_prices
+
+PERIODS_PER_YEAR = {"crypto": 24 * 365, "fx": 24 * 260, "equity": 7 * 252}  # hourly bars
+SIZINGS = ("sign", "confidence")
+
+
+def periods_per_year(asset_class: str) -> int:
+    """Hourly bars per year: crypto trades 24/7, fx 24h on ~260 weekdays, equity 7 bars a session."""
+    if asset_class not in PERIODS_PER_YEAR:
+        raise ValueError(f"no periods per year for asset class {asset_class!r}; known: {', '.join(PERIODS_PER_YEAR)}")
+    return PERIODS_PER_YEAR[asset_class]
+
+
+def filled_close(series: AssetSeries) -> np.ndarray:
+    """Close with the last observed value carried over unobserved bars (NaN before the first)."""
+    return carry_forward(series.price, usable_prices(series))
+
+
+def bar_returns(close: np.ndarray) -> np.ndarray:
+    """Simple return of every bar (zero where undefined, i.e. before the first observed close)."""
+    out = np.zeros(len(close))
+    out[1:] = close[1:] / close[:-1] - 1.0
+    return np.nan_to_num(out, nan=0.0)
+
+
+def forecast_signal(samples: np.ndarray, last: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: forecast return of the median path at `step`, and its IQR as a return."""
+    q25, q50, q75 = np.quantile(samples[:, :, step], [0.25, 0.5, 0.75], axis=1)
+    return q50 / last - 1.0, (q75 - q25) / last
+
+
+def size_positions(r_hat: np.ndarray, iqr: np.ndarray, sizing: str) -> np.ndarray:
+    """Long/short unit positions ("sign") or scaled by the forecast's signal-to-spread ("confidence")."""
+    if sizing == "sign":
+        return np.sign(r_hat)
+    if sizing == "confidence":
+        ratio = np.divide(r_hat, iqr, out=np.sign(r_hat).astype(np.float64), where=iqr > 0)  # no spread: full size
+        return np.clip(ratio, -1.0, 1.0)
+    raise ValueError(f"sizing must be one of {SIZINGS}, got {sizing!r}")
+
+
+def strategy_returns(
+    series: AssetSeries,
+    origins: np.ndarray,
+    samples: np.ndarray,
+    stride: int,
+    cost_bps: float = 0.0,
+    sizing: str = "sign",
+) -> tuple[pd.Series, pd.DataFrame, dict[str, Any]]:
+    """Net per-bar returns of the rule (module docstring), the per-origin trade book and totals.
+
+    Returns (returns, book, info): `returns` is indexed by bar timestamp from the first origin
+    to the last held bar; `book` by origin timestamp with columns position, forecast_return,
+    iqr_return, realised_return (over the held bars) and turnover (|position changes| from
+    this origin to the next); `info` has hold, cost_bps, sizing, gross_return and cost.
+    """
+    origins = np.asarray(origins, dtype=int)
+    hold = min(int(stride), samples.shape[-1])
+    _check_origins(series, origins, samples, hold)
+    close = filled_close(series)
+    last, end = close[origins - 1], close[origins + hold - 1]
+    if not np.all(np.isfinite(last)):
+        raise ValueError(f"{series.symbol}: no observed close before origin {origins[~np.isfinite(last)][0]}")
+    r_hat, iqr = forecast_signal(samples, last, hold - 1)
+    position = size_positions(r_hat, iqr, sizing)
+
+    first = int(origins[0])
+    held = np.zeros(int(origins[-1]) + hold - first)
+    for o, p in zip(origins - first, position):
+        held[o : o + hold] = p
+    change = np.abs(np.diff(held, prepend=0.0))
+    cost = cost_bps * 1e-4 * change
+    gross = held * bar_returns(close)[first : first + len(held)]
+    returns = pd.Series(gross - cost, index=series.timestamps[first : first + len(held)], name="net_return")
+    book = pd.DataFrame(
+        {
+            "position": position,
+            "forecast_return": r_hat,
+            "iqr_return": iqr,
+            "realised_return": end / last - 1.0,
+            "turnover": np.add.reduceat(change, origins - first),
+        },
+        index=pd.Index(series.timestamps[origins], name="origin"),
+    )
+    info = {
+        "hold": hold,
+        "cost_bps": float(cost_bps),
+        "sizing": sizing,
+        "gross_return": float(np.prod(1 + gross) - 1),
+        "cost": float(cost.sum()),
+    }
+    return returns, book, info
+
+
+def _check_origins(series: AssetSeries, origins: np.ndarray, samples: np.ndarray, hold: int) -> None:
+    if samples.ndim != 3 or len(samples) != len(origins) or len(origins) == 0:
+        raise ValueError(f"{series.symbol}: need samples (W, S, H) for W >= 1 origins, got {samples.shape}")
+    if np.any(np.diff(origins) < hold):
+        raise ValueError(f"{series.symbol}: origins closer than the holding period ({hold} bars) would overlap")
+    if origins[0] < 1 or origins[-1] + hold > len(series.price):
+        raise ValueError(f"{series.symbol}: origins must leave one bar before and {hold} bars after them")
+
+
+def trading_metrics(
+    returns: pd.Series, positions: pd.DataFrame, periods_per_year: float, info: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Directional accuracy, annualised Sharpe, max drawdown, turnover, total return, trades.
+
+    `positions` is the trade book of `strategy_returns`. Accuracy counts windows whose realised
+    return is nonzero (a zero forecast counts as wrong); Sharpe uses per-bar returns (std
+    ddof 1); drawdown is of compounded equity from 1, as a positive fraction; turnover is the
+    mean |position change| per origin; a trade is an origin whose position changed.
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    metrics = {
+        "directional_accuracy": directional_accuracy(positions["forecast_return"], positions["realised_return"]),
+        "sharpe": sharpe_ratio(r, periods_per_year),
+        "max_drawdown": max_drawdown(r),
+        "turnover": float(positions["turnover"].mean()),
+        "total_return": float(np.prod(1.0 + r) - 1.0),
+        "n_trades": int((positions["turnover"] > 0).sum()),
+    }
+    if info is not None:
+        metrics["cost"] = float(info.get("cost", np.nan))
+    return metrics
+
+
+def directional_accuracy(forecast: Any, realised: Any) -> float:
+    """Share of windows with a nonzero realised return whose forecast has its sign."""
+    f, r = np.asarray(forecast, dtype=np.float64), np.asarray(realised, dtype=np.float64)
+    moved = np.isfinite(r) & (r != 0)
+    return float(np.mean(np.sign(f[moved]) == np.sign(r[moved]))) if moved.any() else float("nan")
+
+
+def sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float:
+    """mean / std (ddof 1) * sqrt(periods per year); NaN if the returns do not vary."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return float("nan")
+    sd = float(np.std(r, ddof=1))
+    return float(np.mean(r) / sd * np.sqrt(periods_per_year)) if sd > 0 else float("nan")
+
+
+def max_drawdown(returns: np.ndarray) -> float:
+    """Largest fall of compounded equity (starting at 1) from its running peak, as a fraction."""
+    equity = np.concatenate([[1.0], np.cumprod(1.0 + np.asarray(returns, dtype=np.float64))])
+    return float(np.max(1.0 - equity / np.maximum.accumulate(equity)))

@@ -1,0 +1,254 @@
+"""Pre-training and fine-tuning loops: uni2ts's tasks on this project's datasets, driven by
+Lightning and logged by dvclive.
+
+The heavy lifting is uni2ts's: `MoiraiPretrain` (masked-encoder pre-training with random
+crops, mask ratios and variate subsampling) and `MoiraiFinetune` (fixed context/horizon
+windows), their transformation maps, `PackCollate`/`PadCollate` and their NLL loss. Scaling
+to more hardware is a params change: `accelerator`, `devices`, `num_nodes` go straight to the
+Lightning Trainer. The datasets of the `target` representation are used
+(`data/datasets/<target>/`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from dvclive.lightning import DVCLiveLogger
+from uni2ts.data.loader import DataLoader, PackCollate, PadCollate
+
+from finmoirai.data.builder import IterativeFinancialDatasetBuilder
+from finmoirai.params import (
+    FinetuneConfig,
+    Knobs,
+    ModelConfig,
+    PretrainConfig,
+    TrainerConfig,
+    require,
+    tokens_per_window,
+)
+from finmoirai.training.module import SCALER_FILE, check_window_fits, load_module, new_module, num_variates, scaler_name
+from finmoirai.training.tasks import FinancialMoiraiFinetune, FinancialMoiraiPretrain
+
+logger = logging.getLogger(__name__)
+
+# MoiraiFinetune's arguments that change nothing in fixed-window fine-tuning: its training windows
+# mask exactly the horizon (EvalMaskedPrediction), not a random ratio; patch sizes are fixed
+# (FixedPatchSizeConstraints), and its scheduler is constant. Not params, because no value of
+# them changes anything.
+SIGNATURE_ONLY = {"min_patches": 2, "min_mask_ratio": 0.1, "max_mask_ratio": 0.5, "num_training_steps": None,
+                  "num_warmup_steps": 0}
+NLL_KEY = "PackedNLLLoss"
+# uni2ts logs with on_step=log_on_step and on_epoch=True; with per-step curves on, Lightning
+# suffixes the epoch aggregate with `_epoch`, which is what early stopping must watch.
+VAL_NLL = f"val/{NLL_KEY}_epoch"
+NLL_METRICS = ("train_nll", "val_nll", "best_val_nll")
+
+
+class BestWeights(L.Callback):
+    """Track the lowest validation NLL and, with `restore`, keep those weights in memory (no
+    pickled checkpoints) so fine-tuning can end on them when early stopping fires after a few
+    worse epochs."""
+
+    def __init__(self, monitor: str, restore: bool = True) -> None:
+        self.monitor = monitor
+        self.restore = restore
+        self.best: float = math.inf
+        self.state: dict[str, torch.Tensor] | None = None
+        self.step: int = -1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and float(value) < self.best:
+            self.best = float(value)
+            self.step = trainer.global_step
+            if self.restore:  # pre-training only reports the best step, so copies nothing
+                self.state = copy.deepcopy(pl_module.module.state_dict())
+
+
+class RankSeed(L.Callback):
+    """Seed data sampling per process: uni2ts's DataLoader is not a torch DataLoader, so
+    Lightning adds no DistributedSampler, and equally seeded ranks would draw the same
+    windows. Weights are created (and DDP-synchronised) before this runs."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        L.seed_everything(self.seed + trainer.global_rank, workers=True, verbose=False)
+
+
+def _seq_collate(model: L.LightningModule, max_len: int, pack: bool):
+    cls = PackCollate if pack else PadCollate
+    return cls(max_length=max_len, seq_fields=model.seq_fields, pad_func_map=model.pad_func_map)
+
+
+def _trainer(cfg: TrainerConfig, live_dir: Path, seed: int, callbacks: list[L.Callback], **kwargs: Any) -> L.Trainer:
+    live_logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+    return L.Trainer(
+        callbacks=[RankSeed(seed), *callbacks],
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        logger=live_logger,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        deterministic=False,
+        **kwargs,
+    )
+
+
+def _final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    metrics = trainer.callback_metrics
+    out = {}
+    for split in ("train", "val"):
+        value = metrics.get(f"{split}/{NLL_KEY}_epoch")
+        if value is not None:
+            out[f"{split}_nll"] = float(value)
+    return out
+
+
+def pretrain(
+    builder: IterativeFinancialDatasetBuilder,
+    knobs: Knobs,
+    model_cfg: ModelConfig,
+    cfg: PretrainConfig,
+    out_dir: Path,
+    live_dir: Path,
+) -> dict[str, Any] | None:
+    """Pre-train a fresh Moirai on the training split; write `out_dir` as a HF model folder."""
+    require(model_cfg.scaler == "std" or knobs.target == "log_return",
+            f"param model.scaler: {model_cfg.scaler} needs target log_return (a price level scaled by its "
+            f"own root mean square would hide every move); set model.scaler: std or target: log_return")
+    torch.set_num_threads(cfg.threads)
+    L.seed_everything(knobs.seed, workers=True)
+    module = new_module(model_cfg, knobs.patch_size)
+    check_window_fits(module, knobs, num_variates(builder.manifest(), knobs.calendar))
+    model = FinancialMoiraiPretrain(
+        min_patches=cfg.min_patches,
+        min_mask_ratio=cfg.min_mask_ratio,
+        max_mask_ratio=cfg.max_mask_ratio,
+        max_dim=cfg.max_dim,
+        num_training_steps=cfg.max_steps,
+        num_warmup_steps=cfg.warmup_steps,
+        module=module,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        log_on_step=True,
+        fixed_patch_size=knobs.patch_size,
+        known_future=knobs.calendar,
+    )
+    train_data = builder.load_dataset(model.train_transform_map)
+    train_loader = DataLoader(
+        train_data,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        cycle=True,
+        num_batches_per_epoch=cfg.val_check_interval,
+        collate_fn=_seq_collate(model, model_cfg.max_seq_len, pack=True),
+        drop_last=False,
+    )
+    val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
+    # Pre-training keeps its final weights (validation NLL is monitored and reported, not
+    # used to pick a checkpoint: an early, barely trained minimum is not a better start).
+    best = BestWeights(VAL_NLL, restore=False)
+    trainer = _trainer(cfg, live_dir, knobs.seed, [best], max_steps=cfg.max_steps, log_every_n_steps=1,
+                       num_sanity_val_steps=0)
+    started = time.monotonic()
+    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    config = {"knobs": asdict(knobs), "model": asdict(model_cfg), "pretrain": asdict(cfg)}
+    return _save(model, best, trainer, out_dir, started, config)
+
+
+def _window_loader(builder, split, model, knobs: Knobs, distance: int, batch_size: int, shuffle: bool = False):
+    """`batch_size` windows per step. Every window has the same token count, so padding
+    to exactly that count wastes nothing (packing would merge a whole epoch into one step)."""
+    variates = num_variates(builder.manifest(), knobs.calendar)
+    max_len = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, variates)
+    dataset = builder.load_window_dataset(
+        split,
+        model.val_transform_map if split != "train" else model.train_transform_map,
+        context_length=knobs.context_length,
+        prediction_length=knobs.prediction_length,
+        patch_size=knobs.patch_size,
+        distance=distance,
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=_seq_collate(model, max_len, pack=False),
+        drop_last=False,
+    )
+
+
+def finetune(
+    builder: IterativeFinancialDatasetBuilder,
+    knobs: Knobs,
+    cfg: FinetuneConfig,
+    out_dir: Path,
+    live_dir: Path,
+) -> dict[str, Any] | None:
+    """Fine-tune on fixed windows of the training split; early-stop on validation NLL."""
+    torch.set_num_threads(cfg.threads)
+    L.seed_everything(knobs.seed, workers=True)
+    module = load_module(cfg.init_from)
+    variates = num_variates(builder.manifest(), knobs.calendar)
+    check_window_fits(module, knobs, variates)
+    model = FinancialMoiraiFinetune(
+        **SIGNATURE_ONLY,
+        max_dim=max(64, variates),
+        module=module,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        log_on_step=True,
+        context_length=knobs.context_length,
+        prediction_length=knobs.prediction_length,
+        patch_size=knobs.patch_size,
+        known_future=knobs.calendar,
+    )
+    train_loader = _window_loader(builder, "train", model, knobs, cfg.train_distance, cfg.batch_size, shuffle=True)
+    val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
+    best = BestWeights(VAL_NLL)
+    stopper = L.pytorch.callbacks.EarlyStopping(monitor=VAL_NLL, patience=cfg.patience, mode="min")
+    trainer = _trainer(cfg, live_dir, knobs.seed, [best, stopper], max_epochs=cfg.max_epochs, log_every_n_steps=1,
+                       num_sanity_val_steps=0)
+    started = time.monotonic()
+    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    return _save(model, best, trainer, out_dir, started, {"knobs": asdict(knobs), "finetune": asdict(cfg)})
+
+
+def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: float,
+          config: dict[str, Any]) -> dict[str, Any] | None:
+    final = _final_metrics(trainer)
+    if best.state is not None:
+        model.module.load_state_dict(best.state)
+    summary = {
+        "train_nll": final.get("train_nll", float("nan")),
+        "val_nll": final.get("val_nll", float("nan")),
+        "best_val_nll": best.best,
+        "best_step": best.step,
+        "steps": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch),
+    }
+    seconds = round(time.monotonic() - started, 1)
+    if not math.isfinite(summary["best_val_nll"]):
+        raise RuntimeError(f"training produced no finite validation NLL (last metrics: {final})")
+    if not trainer.is_global_zero:
+        return None  # with several devices, only rank 0 writes the model and the metrics
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.module.save_pretrained(str(out_dir))
+    (out_dir / "training.json").write_text(json.dumps(config | {"result": summary}, indent=2, default=str))
+    (out_dir / SCALER_FILE).write_text(json.dumps({"scaler": scaler_name(model.module)}))
+    logger.info("saved %s after %.1f s: %s", out_dir, seconds, summary)
+    return {k: summary[k] for k in NLL_METRICS}  # the `dvc exp show` columns; steps and epochs: training.json

@@ -1,0 +1,92 @@
+"""Target representations and calendar covariates: hand-computed arrays."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finmoirai.evaluation.calibration import window_quantile_loss
+from finmoirai.evaluation.metrics import gluonts_metrics
+from finmoirai.evaluation.series import Windows, load_series
+from finmoirai.data.targets import calendar_features, log_returns, returns_to_prices, session_position
+from tests.helpers import write_feature_dir
+
+
+def test_log_returns_are_percent_and_span_gaps():
+    close = np.array([100.0, 110.0, 110.0, 99.0])  # bar 2 was filled (flat at the last close)
+    observed = np.array([True, True, False, True])
+    r = log_returns(close, observed)
+    assert math.isnan(r[0]) and math.isnan(r[2])  # no previous bar; a filled bar is not observed
+    assert r[1] == pytest.approx(100 * math.log(1.1))
+    assert r[3] == pytest.approx(100 * math.log(0.9))  # the whole move since the last observation
+
+
+def test_return_paths_become_prices_anchored_at_the_last_close():
+    last = np.array([100.0, 50.0])
+    returns = np.zeros((2, 2, 3))
+    returns[0, 0] = [100 * math.log(1.1), 0.0, 100 * math.log(0.5)]
+    returns[1, 1] = [-100 * math.log(2.0), 100 * math.log(2.0), 100 * math.log(3.0)]
+    prices = returns_to_prices(last, returns)
+    np.testing.assert_allclose(prices[0, 0], [110.0, 110.0, 55.0])
+    np.testing.assert_allclose(prices[0, 1], [100.0, 100.0, 100.0])  # zero returns: the last price
+    np.testing.assert_allclose(prices[1, 1], [25.0, 50.0, 150.0])
+    np.testing.assert_allclose(prices[1, 0], [50.0, 50.0, 50.0])
+
+
+def test_calendar_features_by_hand():
+    ts = pd.DatetimeIndex(["2019-01-07 00:00", "2019-01-07 06:00", "2019-01-09 18:00"], tz="UTC")  # Monday
+    cal = calendar_features(ts, "crypto")
+    np.testing.assert_allclose(cal[:, 0], [0.0, 1.0, -1.0], atol=1e-12)  # sin(2 pi h / 24)
+    np.testing.assert_allclose(cal[:, 1], [1.0, 0.0, 0.0], atol=1e-12)
+    dow = np.array([0.0, 0.25, 2.75])
+    np.testing.assert_allclose(cal[:, 2], np.sin(2 * np.pi * dow / 7))
+    assert np.isnan(cal[:, 4]).all()  # no session for a 24/7 market
+
+
+def test_session_position_of_equity_bars():
+    # UTC 14:30 = 09:30 in New York in January (EST) and 13:30 = 09:30 in July (EDT)
+    ts = pd.DatetimeIndex(["2019-01-07 14:30", "2019-01-07 17:45", "2019-01-07 20:30", "2019-07-08 13:30",
+                           "2019-07-08 21:00"], tz="UTC")
+    np.testing.assert_allclose(session_position(ts), [0.0, 0.5, 6 / 6.5, 0.0, 1.0])
+    np.testing.assert_allclose(calendar_features(ts, "equity")[:, 4], [0.0, 0.5, 6 / 6.5, 0.0, 1.0])
+
+
+def test_load_series_log_return_target_prices_from_the_last_close(tmp_path):
+    features = write_feature_dir(tmp_path / "f", {"AAA": 400})
+    scalers = {"AAA": {"close": {"mean": 100.0, "std": 10.0, "transform": "identity"}}}
+    start = pd.Timestamp("2018-09-10", tz="UTC")
+    series = load_series(features, scalers, start, target="log_return")[0]
+    frame = pd.read_parquet(features / "AAA.parquet")
+    observed = frame["observed"].to_numpy()
+    np.testing.assert_array_equal(np.isnan(series.target_z[1:]), ~observed[1:])
+    assert series.covariates.shape == (400, 3) and series.calendar.shape == (400, 5)
+    origins = np.array([series.test_start, series.test_start + 24])
+    paths = series.to_price(np.zeros((2, 3, 4)), origins)  # zero returns: flat at the close before the origin
+    np.testing.assert_allclose(paths[:, 0, 0], frame["close_raw"].to_numpy()[origins - 1])
+    level = load_series(features, scalers, start, target="level")[0]
+    np.testing.assert_allclose(level.to_price(np.ones((1, 1, 2)), origins[:1]), 110.0)
+    until = pd.Timestamp("2018-09-12", tz="UTC")  # the validation view ends its scored period there
+    val = load_series(features, scalers, start, target="level", scored_until=until)[0]
+    assert val.scored_end == int((frame["timestamp"] < until).sum()) < len(frame)
+    manifest = json.loads((features / "manifest.json").read_text())
+    with pytest.raises(ValueError, match="differ from the model's training covariates"):
+        load_series(features, scalers, start, covariates=manifest["covariates"], target="log_return")
+
+
+def test_window_losses_add_up_to_gluonts_crps():
+    rng = np.random.default_rng(0)
+    n, h = 300, 12
+    price = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    observed = rng.random(n) > 0.05
+    from tests.helpers import price_series
+
+    series = price_series(price, observed)
+    origins = np.arange(100, n - h, h)
+    samples = price[origins - 1][:, None, None] * np.exp(rng.normal(0, 0.02, (len(origins), 50, h)))
+    w = Windows(series=series, origins=origins, samples={"m": samples})
+    truth = np.where(observed[origins[:, None] + np.arange(h)], price[origins[:, None] + np.arange(h)], np.nan)
+    num, den = window_quantile_loss(samples, truth)
+    expected = gluonts_metrics([w], "m", context_length=50, prediction_length=h)["crps"]
+    assert num.sum() / den.sum() == pytest.approx(expected, rel=1e-9)
