@@ -40,10 +40,10 @@ def run_data_stages(work: Path, env: dict[str, str] | None = None) -> str:
     """The repo's params with SMALL merged in, the five data stage scripts run in one fresh
     interpreter in `work`; returns the checksum of everything they wrote under data/."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    synthetic = {**params["lake"]["synthetic"], **SMALL["lake"]["synthetic"]}
     for key, value in SMALL.items():
         params[key] = {**params[key], **value}
-    params["lake"]["synthetic"] = {**yaml.safe_load((REPO / "params.yaml").read_text())["lake"]["synthetic"],
-                                   **SMALL["lake"]["synthetic"]}
+    params["lake"]["synthetic"] = synthetic
     work.mkdir(parents=True, exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     script = "import runpy, sys\n"

@@ -21,8 +21,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from finmoirai.params import TARGETS  # noqa: F401 (the names TARGET_COLUMNS covers; re-exported)
-
 # The features stage's column of each target representation, and its manifest key of covariates.
 TARGET_COLUMNS = {"level": ("target", "covariates"), "log_return": ("log_return", "return_covariates")}
 RETURN_SCALE = 100.0  # log returns are stored and modelled in percent

@@ -126,10 +126,9 @@ def ewma_random_walk_samples(
     """
     if not 0.0 < lam < 1.0:
         raise ValueError(f"ewma lambda must be in (0, 1), got {lam}")
-    lb = int(lookback)
     out = np.empty((len(origins), num_samples, prediction_length))
     for w, origin in enumerate(origins):
-        out[w] = _ewma_window(series, int(origin), prediction_length, num_samples, seed, lam, lb)
+        out[w] = _ewma_window(series, int(origin), prediction_length, num_samples, seed, lam, lookback)
     return out
 
 
@@ -175,12 +174,11 @@ def garch_t_samples(
     A window whose fit raises or does not converge gets the EWMA random walk's samples for
     that window instead; each such window is logged as a warning, with a per-asset count.
     """
-    lb = int(lookback)
     out = np.empty((len(origins), num_samples, prediction_length))
     failed: list[int] = []
     for w, origin in enumerate(origins):
         origin = int(origin)
-        prices = history_prices(series, origin, lb)
+        prices = history_prices(series, origin, lookback)
         try:
             returns_pct = 100.0 * np.diff(np.log(prices))
             pct = _garch_window(returns_pct, prediction_length, num_samples, _window_rng(seed, origin))
@@ -188,7 +186,7 @@ def garch_t_samples(
         except Exception as err:  # noqa: BLE001 - any fit failure falls back, and is reported
             logger.warning("garch_t %s origin %d: %s; EWMA random walk used instead", series.symbol, origin, err)
             failed.append(origin)
-            out[w] = _ewma_window(series, origin, prediction_length, num_samples, seed, lam, lb)
+            out[w] = _ewma_window(series, origin, prediction_length, num_samples, seed, lam, lookback)
     if failed:
         logger.warning(
             "garch_t %s: %d of %d windows fell back to the EWMA random walk", series.symbol, len(failed), len(origins)
@@ -226,11 +224,10 @@ def seasonal_naive_samples(
     """
     if season_length < 1:
         raise ValueError(f"season_length must be >= 1, got {season_length}")
-    lb = int(lookback)
     offsets = _seasonal_steps(prediction_length, season_length)
     out = np.empty((len(origins), num_samples, prediction_length))
     for w, origin in enumerate(origins):
-        logp = filled_log_prices(series, int(origin), lb)
+        logp = filled_log_prices(series, int(origin), lookback)
         n = len(logp)
         pseudo = np.arange(season_length + 1, n - prediction_length + 1)
         if len(pseudo) < MIN_OBSERVED:
@@ -279,12 +276,11 @@ def auto_ets_samples(
 
     if refit_every < 1:
         raise ValueError(f"refit_every must be >= 1, got {refit_every}")
-    lb = int(lookback)
     z80 = float(norm.ppf(0.9))
     out = np.empty((len(origins), num_samples, prediction_length))
     fitted = None
     for w, origin in enumerate(origins):
-        y = filled_log_prices(series, int(origin), lb)
+        y = filled_log_prices(series, int(origin), lookback)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if w % refit_every == 0:
