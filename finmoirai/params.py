@@ -14,6 +14,7 @@ import inspect
 import math
 import types
 import typing
+import zoneinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,10 +22,12 @@ import pandas as pd
 import pandas_ta as ta
 import yaml
 
+from finmoirai.errors import FinMoiraiError
+
 T = TypeVar("T")
 
 
-class ParamsError(ValueError):
+class ParamsError(FinMoiraiError):
     """A parameter in params.yaml is missing, unknown or has a bad value."""
 
 
@@ -137,6 +140,7 @@ def require(condition: bool, message: str) -> None:
 TARGETS = ("level", "log_return")  # what Moirai forecasts (finmoirai/data/targets.py)
 CLASSES = ("crypto", "fx", "equity")  # the asset classes with a trading calendar
 SOURCES = ("demo", "synthetic")  # what the lake stage writes
+BAD_ASSET_POLICIES = ("fail", "skip")  # preprocess.on_bad_asset
 REQUIRED_CATEGORIES = ("trend", "momentum", "volatility", "volume")
 MIXTURE_COMPONENT_NAMES = ("student_t", "normal", "normal_fixed_scale", "laplace", "log_normal", "negative_binomial")
 BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
@@ -226,10 +230,18 @@ class LakeConfig:
     path: str
     source: str
     synthetic: SyntheticConfig
+    strict: bool  # a partition extract cannot parse: an error (true) or skipped and reported (false)
+    naive_timezone: str | None  # the zone of timestamps stored without one; null: such a file is an error
 
     def validate(self) -> None:
         require(bool(self.path.strip()), "param lake.path: must not be empty")
         require(self.source in SOURCES, f"param lake.source: {self.source!r} is not one of {', '.join(SOURCES)}")
+        if self.naive_timezone is not None:
+            try:
+                zoneinfo.ZoneInfo(self.naive_timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ParamsError(f"param lake.naive_timezone: {self.naive_timezone!r} is not a time zone name "
+                                  "(such as UTC or America/New_York)") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,6 +299,7 @@ class PreprocessConfig:
     outlier_threshold: float
     min_train_rows: int
     workers: int  # processes across assets; 0 = all cores when there are enough assets
+    on_bad_asset: str  # fail: a bad asset stops the stage; skip: it is left out and reported
 
     def validate(self) -> None:
         require(self.workers >= 0, f"param preprocess.workers: must be >= 0, got {self.workers}")
@@ -295,6 +308,8 @@ class PreprocessConfig:
         require(self.outlier_threshold > 0,
                 f"param preprocess.outlier_threshold: must be positive, got {self.outlier_threshold}")
         require(self.min_train_rows >= 1, f"param preprocess.min_train_rows: must be >= 1, got {self.min_train_rows}")
+        require(self.on_bad_asset in BAD_ASSET_POLICIES,
+                f"param preprocess.on_bad_asset: {self.on_bad_asset!r} is not one of {', '.join(BAD_ASSET_POLICIES)}")
 
 
 def indicator_category(name: str) -> str | None:

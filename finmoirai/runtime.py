@@ -22,7 +22,10 @@ import importlib.util
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from finmoirai.errors import FinMoiraiError, first_line
 
 # Imported by the stage scripts; missing any of them means the wrong interpreter.
 PROJECT_PACKAGES = ("numpy", "pandas", "polars", "pyarrow", "yaml", "pandas_ta", "datasets", "torch",
@@ -84,6 +87,33 @@ def start_stage(deterministic: bool) -> None:
     check_interpreter()
     if deterministic:
         pin_cpu_kernels()
+
+
+VERBOSE_FLAG = "--verbose"
+VERBOSE_ENV = "FINMOIRAI_VERBOSE"  # set to 1 for full tracebacks (as --verbose on a stage's command line)
+
+
+def run_stage(name: str, main: Callable[[], None]) -> None:
+    """Run a stage's main() the way a user wants to read its failure: the project's own errors
+    (FinMoiraiError: bad params, bad data) as their one-line message; anything else as one line
+    naming the stage and the exception, since the cause is not the user's input. The full
+    traceback is printed instead with --verbose or FINMOIRAI_VERBOSE=1."""
+    verbose = VERBOSE_FLAG in sys.argv or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+    if VERBOSE_FLAG in sys.argv:
+        sys.argv.remove(VERBOSE_FLAG)
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # worker processes and relaunched ranks too
+        main()
+        return
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit(f"error: stage {name} interrupted; its outputs were not written") from None
+    except FinMoiraiError as e:
+        raise SystemExit(f"error: {e}") from None
+    except Exception as e:  # noqa: BLE001 - one line instead of a traceback; --verbose shows it
+        raise SystemExit(f"error: stage {name} failed: {type(e).__name__}: {first_line(e)} "
+                         f"(--verbose or {VERBOSE_ENV}=1 for the traceback)") from None
 
 
 def stage_paths(argv: list[str] | None, *names: str) -> list[Path]:

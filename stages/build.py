@@ -4,7 +4,7 @@ synthetic pre-training corpus in the train split (finmoirai/data/corpus.py)."""
 import sys
 
 try:
-    from finmoirai.runtime import stage_paths, start_stage
+    from finmoirai.runtime import run_stage, stage_paths, start_stage
 except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
     sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
              "(`source .venv/bin/activate`), or run through `make repro`")
@@ -12,6 +12,7 @@ except ModuleNotFoundError:  # not the project's Python: one line, not a traceba
 if __name__ == "__main__":
     start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
 
+from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.corpus import build  # noqa: E402
 from finmoirai.params import BuildConfig, FeaturesConfig, LakeConfig, PreprocessConfig, SplitConfig, section  # noqa: E402
@@ -20,10 +21,11 @@ from finmoirai.params import BuildConfig, FeaturesConfig, LakeConfig, Preprocess
 def main(argv: list[str] | None = None) -> None:
     features_dir, out = stage_paths(argv, "features", "out")
     params = stage_params("build")
-    build(features_dir, out, section(params, SplitConfig, "split"), section(params, BuildConfig, "build"),
-          section(params, LakeConfig, "lake").synthetic, section(params, PreprocessConfig, "preprocess"),
-          section(params, FeaturesConfig, "features"))
+    with atomic_outputs(out) as (staged,):
+        build(features_dir, staged, section(params, SplitConfig, "split"), section(params, BuildConfig, "build"),
+              section(params, LakeConfig, "lake").synthetic, section(params, PreprocessConfig, "preprocess"),
+              section(params, FeaturesConfig, "features"))
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("build", main)

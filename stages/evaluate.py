@@ -4,7 +4,7 @@ windows of the test (or validation, or another lake's) period (finmoirai/evaluat
 import sys
 
 try:
-    from finmoirai.runtime import stage_paths, start_stage
+    from finmoirai.runtime import run_stage, stage_paths, start_stage
 except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
     sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
              "(`source .venv/bin/activate`), or run through `make repro`")
@@ -12,6 +12,7 @@ except ModuleNotFoundError:  # not the project's Python: one line, not a traceba
 if __name__ == "__main__":
     start_stage(deterministic=False)  # before torch loads: a wrong interpreter gets one line
 
+from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.evaluation.run import Sections, evaluate  # noqa: E402
 
@@ -21,8 +22,9 @@ def main(argv: list[str] | None = None) -> None:
         argv, "features", "preprocessed", "finetuned", "pretrained", "metrics", "plots")
     params = stage_params("evaluate")
     models = {"moirai": finetuned, "zero_shot": pretrained}
-    evaluate(Sections.from_params(params), features_dir, preprocessed, models, metrics, plots)
+    with atomic_outputs(metrics, plots, merge=(metrics,)) as (staged_metrics, staged_plots):
+        evaluate(Sections.from_params(params), features_dir, preprocessed, models, staged_metrics, staged_plots)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("evaluate", main)

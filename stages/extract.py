@@ -3,7 +3,7 @@
 import sys
 
 try:
-    from finmoirai.runtime import stage_paths, start_stage
+    from finmoirai.runtime import run_stage, stage_paths, start_stage
 except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
     sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
              "(`source .venv/bin/activate`), or run through `make repro`")
@@ -11,6 +11,7 @@ except ModuleNotFoundError:  # not the project's Python: one line, not a traceba
 if __name__ == "__main__":
     start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
 
+from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.lake import extract  # noqa: E402
 from finmoirai.params import ExtractConfig, LakeConfig, section  # noqa: E402
@@ -19,8 +20,11 @@ from finmoirai.params import ExtractConfig, LakeConfig, section  # noqa: E402
 def main(argv: list[str] | None = None) -> None:
     (out,) = stage_paths(argv, "out")
     params = stage_params("extract")
-    extract(section(params, LakeConfig, "lake").path, section(params, ExtractConfig, "extract"), out)
+    lake = section(params, LakeConfig, "lake")
+    with atomic_outputs(out) as (staged,):
+        extract(lake.path, section(params, ExtractConfig, "extract"), staged, strict=lake.strict,
+                naive_timezone=lake.naive_timezone)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("extract", main)

@@ -3,7 +3,7 @@
 import sys
 
 try:
-    from finmoirai.runtime import stage_paths, start_stage
+    from finmoirai.runtime import run_stage, stage_paths, start_stage
 except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
     sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
              "(`source .venv/bin/activate`), or run through `make repro`")
@@ -11,16 +11,20 @@ except ModuleNotFoundError:  # not the project's Python: one line, not a traceba
 if __name__ == "__main__":
     start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
 
+from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.features import features  # noqa: E402
-from finmoirai.params import FeaturesConfig, SplitConfig, section  # noqa: E402
+from finmoirai.params import FeaturesConfig, PreprocessConfig, SplitConfig, section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     preprocessed, out = stage_paths(argv, "preprocessed", "out")
     params = stage_params("features")
-    features(preprocessed, section(params, SplitConfig, "split"), section(params, FeaturesConfig, "features"), out)
+    on_bad_asset = section(params, PreprocessConfig, "preprocess").on_bad_asset
+    with atomic_outputs(out) as (staged,):
+        features(preprocessed, section(params, SplitConfig, "split"), section(params, FeaturesConfig, "features"),
+                 staged, on_bad_asset)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("features", main)

@@ -3,7 +3,7 @@
 import sys
 
 try:
-    from finmoirai.runtime import stage_paths, start_stage
+    from finmoirai.runtime import run_stage, stage_paths, start_stage
 except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
     sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
              "(`source .venv/bin/activate`), or run through `make repro`")
@@ -12,6 +12,7 @@ if __name__ == "__main__":
     start_stage(deterministic=False)  # before torch loads: a wrong interpreter gets one line
 
 from finmoirai import write_json  # noqa: E402
+from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder  # noqa: E402
 from finmoirai.params import FinetuneConfig, knobs, section  # noqa: E402
@@ -23,10 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     params = stage_params("finetune")
     experiment = knobs(params)
     builder = IterativeFinancialDatasetBuilder(datasets).for_target(experiment.target)
-    result = finetune(builder, experiment, section(params, FinetuneConfig, "finetune"), out, live)
-    if result is not None:  # None on every process but rank 0 of a multi-device run
-        write_json(metrics, result)
+    with atomic_outputs(out, live, metrics) as (staged, staged_live, staged_metrics):
+        result = finetune(builder, experiment, section(params, FinetuneConfig, "finetune"), staged, staged_live)
+        if result is not None:  # None on every process but rank 0 of a multi-device run
+            write_json(staged_metrics, result)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("finetune", main)

@@ -4,7 +4,7 @@
 import sys
 
 try:
-    from finmoirai.runtime import stage_paths, start_stage
+    from finmoirai.runtime import run_stage, stage_paths, start_stage
 except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
     sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
              "(`source .venv/bin/activate`), or run through `make repro`")
@@ -12,6 +12,7 @@ except ModuleNotFoundError:  # not the project's Python: one line, not a traceba
 if __name__ == "__main__":
     start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
 
+from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.sources import write_lake  # noqa: E402
 from finmoirai.params import LakeConfig, section  # noqa: E402
@@ -19,8 +20,10 @@ from finmoirai.params import LakeConfig, section  # noqa: E402
 
 def main(argv: list[str] | None = None) -> None:
     (out,) = stage_paths(argv, "out")
-    write_lake(section(stage_params("lake"), LakeConfig, "lake"), out)
+    cfg = section(stage_params("lake"), LakeConfig, "lake")
+    with atomic_outputs(out) as (staged,):
+        write_lake(cfg, staged, final=out)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("lake", main)

@@ -4,7 +4,7 @@ data-quality report (its headline totals are the DVC metrics)."""
 import sys
 
 try:
-    from finmoirai.runtime import stage_paths, start_stage
+    from finmoirai.runtime import run_stage, stage_paths, start_stage
 except ModuleNotFoundError:  # not the project's Python: one line, not a traceback
     sys.exit(f"error: {sys.executable} cannot import finmoirai: activate the environment first "
              "(`source .venv/bin/activate`), or run through `make repro`")
@@ -12,6 +12,7 @@ except ModuleNotFoundError:  # not the project's Python: one line, not a traceba
 if __name__ == "__main__":
     start_stage(deterministic=True)  # before numpy loads: the same bytes on every x86-64 machine
 
+from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.preprocessing import preprocess  # noqa: E402
 from finmoirai.params import PreprocessConfig, SplitConfig, section  # noqa: E402
@@ -20,9 +21,10 @@ from finmoirai.params import PreprocessConfig, SplitConfig, section  # noqa: E40
 def main(argv: list[str] | None = None) -> None:
     extracted, out, metrics = stage_paths(argv, "extracted", "out", "metrics")
     params = stage_params("preprocess")
-    preprocess(extracted, section(params, SplitConfig, "split"), section(params, PreprocessConfig, "preprocess"), out,
-               metrics_path=metrics)
+    with atomic_outputs(out, metrics) as (staged, staged_metrics):
+        preprocess(extracted, section(params, SplitConfig, "split"), section(params, PreprocessConfig, "preprocess"),
+                   staged, metrics_path=staged_metrics)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("preprocess", main)

@@ -77,3 +77,23 @@ def test_a_bad_param_stops_the_first_stage_with_one_line(tmp_path) -> None:
     assert done.stderr.strip().splitlines()[-1] == "error: param evaluate.sizing: 'sign' or 'confidence', got 'kelly'"
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()  # nothing was extracted
+
+
+def test_every_stage_sweeps_what_killed_stages_left(tmp_path, monkeypatch):
+    """After a kill, `dvc repro` may restore the killed stage from its cache without running it;
+    the next stage that runs (or `make repro`) removes the staging copies of every stage."""
+    import shutil
+
+    from finmoirai.config import sweep_stale_outputs
+
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    left = ["data/.datasets.partial/x", "dvclive/.pretrain.partial/plots/a.tsv", "models/.pretrained.old/w",
+            ".plots.partial/data/x.csv", "metrics/.pretrain.json.partial"]
+    kept = ["data/datasets/keep", "dvclive/pretrain/plots/keep.tsv", "metrics/pretrain.json"]
+    for rel in left + kept:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    monkeypatch.chdir(tmp_path)
+    sweep_stale_outputs()
+    remaining = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert remaining == sorted([*kept, "dvc.yaml"])

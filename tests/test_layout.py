@@ -12,7 +12,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "finmoirai"
 # Lower layers never import higher ones; a module may import its own layer (no cycles, below).
-LAYERS = {"finmoirai": 0, "finmoirai.params": 0, "finmoirai.runtime": 0, "finmoirai.data": 1,
+LAYERS = {"finmoirai": 0, "finmoirai.params": 0, "finmoirai.runtime": 0, "finmoirai.errors": 0,
+          "finmoirai.atomic": 0, "finmoirai.data": 1,
           "finmoirai.training": 2, "finmoirai.evaluation": 3, "finmoirai.config": 4}
 STAGE_MAX_LINES = 40
 

@@ -45,8 +45,9 @@ from uni2ts.data.builder import DatasetBuilder
 from uni2ts.data.dataset import EvalDataset, FinetuneDataset, SampleTimeSeriesType, TimeSeriesDataset
 from uni2ts.data.indexer import HuggingFaceDatasetIndexer
 
-from finmoirai.params import TARGETS, SplitConfig, require
 from finmoirai.data.targets import CALENDAR_COLUMNS, TARGET_COLUMNS, calendar_features
+from finmoirai.errors import DataError
+from finmoirai.params import TARGETS, SplitConfig, require
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,17 @@ def hf_features(num_covariates: int) -> datasets.Features:
             "feat_dynamic_real": matrix(len(CALENDAR_COLUMNS)),
         }
     )
+
+
+def check_split_rows(assets: list[dict[str, Any]], split: SplitConfig) -> None:
+    """Validation picks the recipe and test scores it: a dataset without a bar in either period
+    is an error here, naming the period, rather than a missing folder at training time."""
+    periods = {"val": f"validation period {split.train_end} .. {split.val_end} (split.train_end .. split.val_end)",
+               "test": f"test period from {split.val_end} (split.val_end)"}
+    for name, period in periods.items():
+        if not sum(a[f"{name}_rows"] for a in assets):
+            raise DataError(f"no asset has bars in the {period}; the assets' bars end before it: move the split "
+                            "dates inside the data, or extract later years")
 
 
 def split_bounds(timestamps: pd.Series, split: SplitConfig) -> dict[str, tuple[int, int]]:
@@ -198,6 +210,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
         batches = [symbols[i : i + self.batch_size] for i in range(0, len(symbols), self.batch_size)]
         for index, batch in enumerate(tqdm(batches, desc="build batches", unit="batch")):
             assets.extend(self._build_batch(index, batch, features_dir, covariates, classes, split))
+        check_split_rows(assets, split)
         summaries = {}
         for target in TARGETS:
             summaries[target] = {
@@ -318,7 +331,8 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
         for row in range(len(hf)):
             one = hf.select([row])
             length = len(one[0]["target"])
-            first, windows = window_plan(int(one[0]["split_start"]), length, context_length, prediction_length, distance)
+            first, windows = window_plan(int(one[0]["split_start"]), length, context_length, prediction_length,
+                                         distance)
             if windows <= 0:
                 skipped.append(one[0]["item_id"])
                 continue
@@ -341,13 +355,16 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
                 )
                 parts.append(EvalDataset(windows, indexer, transform))
         if skipped:
-            logger.warning("%s split: no full %d+%d window in %s (too short); not used", split, context_length, prediction_length, ", ".join(skipped))
+            logger.warning("%s split: no full %d+%d window in %s (too short); not used", split, context_length,
+                           prediction_length, ", ".join(skipped))
         if not parts:
-            raise ValueError(f"{split} split: no asset has a full window of context_length={context_length} + prediction_length={prediction_length}")
+            raise DataError(f"{split} split: no asset has a full window of context_length={context_length} + "
+                            f"prediction_length={prediction_length}")
         return ConcatDataset(parts)
 
 
-def window_plan(split_start: int, length: int, context_length: int, prediction_length: int, distance: int) -> tuple[int, int]:
+def window_plan(split_start: int, length: int, context_length: int, prediction_length: int,
+                distance: int) -> tuple[int, int]:
     """First forecast index and number of windows whose horizon lies in [split_start, length)."""
     first = max(split_start, context_length)
     if first + prediction_length > length:

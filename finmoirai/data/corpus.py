@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from finmoirai.atomic import scratch_dir
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder
 from finmoirai.data.features import features_from_lake
 from finmoirai.data.synthetic import write_synthetic_lake
@@ -43,7 +43,8 @@ def training_features(work: Path, generator: SyntheticConfig, split: SplitConfig
     info = write_synthetic_lake(work / "lake", dataclasses.replace(generator, start=str(start.date())))
     selection = ExtractConfig(list(info["classes"]), "1h", info["years"], [])
     synthetic_features = dataclasses.replace(features_cfg, market_proxy=info["market_proxy"])
-    manifest = features_from_lake(work / "lake", selection, split, preprocess_cfg, synthetic_features, work)
+    manifest = features_from_lake(work / "lake", selection, split, preprocess_cfg, synthetic_features, work,
+                                  strict=True, naive_timezone=None)  # the generator's own lake: well formed, UTC
     logger.info("synthetic training corpus: %d assets, %d rows, %s .. %s", info["assets"], info["rows"],
                 start.date(), split.train_end)
     if not manifest["assets"]:
@@ -81,15 +82,11 @@ def build(features_dir: Path, out_dir: Path, split: SplitConfig, cfg: BuildConfi
     builder = IterativeFinancialDatasetBuilder(out_dir, batch_size=cfg.batch_size)
     if cfg.synthetic_assets == 0:
         return builder.build_dataset(features_dir, split)
-    work = out_dir.parent / f".{out_dir.name}-synthetic"
-    shutil.rmtree(work, ignore_errors=True)  # a stale one from a killed run
-    try:
+    with scratch_dir(out_dir.parent / ".build-synthetic") as work:  # a killed run's is removed first
         generator = dataclasses.replace(generator, assets=cfg.synthetic_assets, years=cfg.synthetic_years,
                                         seed=cfg.synthetic_seed)
         extra = training_features(work / "work", generator, split, preprocess_cfg, features_cfg)
         summary = builder.build_dataset(merge_features(features_dir, extra, work / "merged"), split)
-        logger.info("train split: %d real + %d synthetic assets", len(summary["level"]["assets"]) - cfg.synthetic_assets,
-                    cfg.synthetic_assets)
+        logger.info("train split: %d real + %d synthetic assets",
+                    len(summary["level"]["assets"]) - cfg.synthetic_assets, cfg.synthetic_assets)
         return summary
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

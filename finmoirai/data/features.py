@@ -26,6 +26,7 @@ from finmoirai.data.lake import extract
 from finmoirai.data.parallel import map_assets, resolve_workers
 from finmoirai.data.preprocessing import apply_scaler, preprocess, safe_std
 from finmoirai.data.targets import log_returns
+from finmoirai.errors import BadAsset, DataError, about_asset
 from finmoirai.params import (
     ExtractConfig,
     FeaturesConfig,
@@ -78,7 +79,7 @@ def _as_columns(name: str, result: Any) -> dict[str, pd.Series]:
         return {str(result.name): result}
     if isinstance(result, pd.DataFrame):
         return {str(c): result[c] for c in result.columns}
-    raise ValueError(f"indicator {name}: returned {type(result).__name__} (too few bars, or not a series indicator)")
+    raise DataError(f"indicator {name}: returned {type(result).__name__} (too few bars, or not a series indicator)")
 
 
 # --------------------------------------------------------------------------- cross-asset
@@ -112,7 +113,9 @@ def regime(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig, adx: pd.Se
     vol = np.log(df["close"]).diff().rolling(cfg.regime_window).std()
     train_vol = vol[(df.index < split.train_end_ts)].dropna()
     if train_vol.empty:
-        raise ValueError("no training-period bars to fit the regime volatility threshold")
+        raise DataError(f"no training-period bars to fit the regime volatility threshold (its first "
+                        f"features.regime_window={cfg.regime_window} bars before split.train_end={split.train_end} "
+                        "are the window's warm-up)")
     threshold = float(train_vol.quantile(cfg.regime_vol_quantile))
     if adx is None:
         adx = ta.adx(df["high"], df["low"], df["close"], length=ADX_LENGTH)[f"ADX_{ADX_LENGTH}"]
@@ -209,16 +212,22 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
 # --------------------------------------------------------------------------- stage
 
 
-def check_proxies(assets: list[dict], cfg: FeaturesConfig) -> None:
-    """Every asset class needs a proxy in market_proxy, and that proxy must be extracted."""
+def check_proxies(assets: list[dict], cfg: FeaturesConfig, skipped: dict[str, str] | None = None) -> None:
+    """Every asset class needs a proxy in market_proxy, and that proxy must be extracted (and
+    not skipped by preprocess: `skipped` maps the symbols it left out to why)."""
+    skipped = skipped or {}
     symbols = {a["symbol"] for a in assets}
     for cls in sorted({a["asset_class"] for a in assets}):
         if cls not in cfg.market_proxy:
             raise ParamsError(f"param features.market_proxy: no proxy for asset class {cls} "
                               f"(have {', '.join(cfg.market_proxy) or 'none'})")
+        if cfg.market_proxy[cls] in skipped:
+            raise DataError(f"market proxy {cfg.market_proxy[cls]} of asset class {cls} was skipped by preprocess "
+                            f"({skipped[cfg.market_proxy[cls]]}); every {cls} asset needs it: fix its data, or "
+                            f"set features.market_proxy.{cls} to another {cls} asset")
         if cfg.market_proxy[cls] not in symbols:
-            raise ValueError(f"market proxy {cfg.market_proxy[cls]} of asset class {cls} was not extracted "
-                             f"(assets: {', '.join(sorted(symbols))})")
+            raise DataError(f"market proxy {cfg.market_proxy[cls]} of asset class {cls} was not extracted "
+                            f"(assets: {', '.join(sorted(symbols))})")
 
 
 _PROXIES: dict[str, pd.DataFrame] = {}  # per process: each market proxy is read once
@@ -232,79 +241,130 @@ def _proxy(path: Path) -> pd.DataFrame:
 
 
 def features_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig, cfg: FeaturesConfig,
-                 ohlcv_scaler: dict[str, dict]) -> tuple[dict[str, list[str]], dict[str, dict], str]:
-    """Features of one asset written to `out_dir`; returns (covariates per target, scalers, first complete row)."""
+                 ohlcv_scaler: dict[str, dict],
+                 on_bad_asset: str) -> tuple[dict[str, list[str]], dict[str, dict], str] | str:
+    """Features of one asset written to `out_dir`; returns (covariates per target, scalers, first
+    complete row), or why the asset was left out (too short for a window, on_bad_asset: skip)."""
     sym = asset["symbol"]
-    df = pd.read_parquet(in_dir / f"{sym}.parquet")
-    proxy = _proxy(in_dir / f"{cfg.market_proxy[asset['asset_class']]}.parquet")
     try:
-        out, scalers, sets = asset_features(df, proxy, split, cfg, ohlcv_scaler)
-    except ValueError as e:
-        raise ValueError(f"asset {sym}: {e}") from None
-    names = list(out.columns[5:])
-    missing = np.isnan(out[names].to_numpy(dtype=float))
-    _check_columns(sym, missing, names, None)
+        with about_asset(sym):
+            df = pd.read_parquet(in_dir / f"{sym}.parquet")
+            proxy = _proxy(in_dir / f"{cfg.market_proxy[asset['asset_class']]}.parquet")
+            try:
+                out, scalers, sets = asset_features(df, proxy, split, cfg, ohlcv_scaler)
+            except DataError as e:  # too few bars for a window
+                raise BadAsset(sym, f"{e}; extend its data, or set preprocess.on_bad_asset: skip") from e
+            names = list(out.columns[5:])
+            missing = np.isnan(out[names].to_numpy(dtype=float))
+            empty = [c for c, gone in zip(names, missing.all(axis=0)) if gone]
+            if empty:
+                raise BadAsset(sym, _too_short(empty[0], df, proxy, cfg))
+    except BadAsset as e:
+        if on_bad_asset == "skip":
+            return e.reason
+        raise
     write_parquet(out, out_dir / f"{sym}.parquet")
     return sets, scalers, _first_complete(out["timestamp"], missing[:, [names.index(c) for c in sets["level"]]])
 
 
-def _features_task(item: tuple[dict, dict], **kw: Any) -> tuple[dict[str, list[str]], dict[str, dict], str]:
+def _too_short(column: str, df: pd.DataFrame, proxy: pd.DataFrame, cfg: FeaturesConfig) -> str:
+    """Why covariate `column` has no value at all: the asset is shorter than the window that
+    computes it. Names the window's param, so the user knows what to change."""
+    bars = f"the asset has {len(df)} bars"
+    base = column.removesuffix("_rel")
+    if base in CROSS_COLUMNS:
+        overlap = int(df["timestamp"].isin(proxy["timestamp"]).sum())
+        window = f"features.cross_window={cfg.cross_window} (bars shared with the market proxy: {overlap})"
+    elif base in REGIME_COLUMNS:
+        window = f"features.regime_window={cfg.regime_window} and ADX_{ADX_LENGTH}"
+    else:
+        specs = [spec for spec in cfg.indicators if base in _indicator_columns(spec)]
+        window = f"features.indicators {specs[0]}" if specs else "its indicator window"
+    return (f"covariate {column} is all NaN: {bars}, too few for {window}; lower that window, extend the asset's "
+            "data, or set preprocess.on_bad_asset: skip")
+
+
+def _indicator_columns(spec: dict) -> list[str]:
+    """The output columns of one indicator spec, found by running it on a short random walk."""
+    n = 500
+    close = pd.Series(100.0 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0, 0.01, n))))
+    bars = pd.DataFrame({"open": close, "high": close * 1.001, "low": close * 0.999, "close": close,
+                         "volume": 1.0 + close * 0})
+    try:
+        return list(compute_indicators(bars, [spec]).columns)
+    except Exception:  # noqa: BLE001 - only used to name a window in an error message
+        return []
+
+
+def _features_task(item: tuple[dict, dict], **kw: Any) -> tuple[dict[str, list[str]], dict[str, dict], str] | str:
     asset, scaler = item
     return features_one(asset, ohlcv_scaler=scaler, **kw)
 
 
-def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_dir: str | Path) -> dict:
-    """Write one normalised feature parquet per asset, manifest.json and scalers.json.
+def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_dir: str | Path,
+             on_bad_asset: str) -> dict:
+    """Write one normalised feature parquet per asset, manifest.json and scalers.json. An asset
+    too short for a feature window stops the stage, or (`on_bad_asset: skip`) is left out and
+    listed under `skipped_assets` in the manifest.
 
     Streams: each worker process holds one asset plus the (small) close series of the market
     proxies, read once per process; `cfg.workers` processes run side by side."""
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    assets = json.loads((in_dir / "manifest.json").read_text())["assets"]
+    preprocessed = json.loads((in_dir / "manifest.json").read_text())
+    assets = preprocessed["assets"]
     ohlcv_scalers = json.loads((in_dir / "scalers.json").read_text())
-    check_proxies(assets, cfg)
+    check_proxies(assets, cfg, preprocessed.get("skipped_assets"))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     workers = resolve_workers(cfg.workers, len(assets))
     logger.info("features: %d assets on %d process(es)", len(assets), workers)
-    task = functools.partial(_features_task, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg)
+    task = functools.partial(_features_task, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg,
+                             on_bad_asset=on_bad_asset)
     covariates: list[str] | None = None
     return_covariates: list[str] | None = None
-    scalers = {}
+    scalers, kept, skipped = {}, [], {}
     try:
         results = map_assets(task, [(asset, ohlcv_scalers[asset["symbol"]]) for asset in assets], workers)
-        for asset, (sets, scaler, first) in zip(assets, tqdm(results, total=len(assets), desc="features",
-                                                             leave=False)):
+        for asset, result in zip(assets, tqdm(results, total=len(assets), desc="features", leave=False)):
             sym = asset["symbol"]
-            covariates = _check_columns(sym, None, sets["level"], covariates)
-            return_covariates = _check_columns(sym, None, sets["log_return"], return_covariates)
+            if isinstance(result, str):
+                logger.warning("%s: skipped (preprocess.on_bad_asset: skip): %s", sym, result)
+                skipped[sym] = result
+                continue
+            sets, scaler, first = result
+            kept.append(asset)
+            covariates = _check_columns(sym, sets["level"], covariates)
+            return_covariates = _check_columns(sym, sets["log_return"], return_covariates)
             scalers[sym] = scaler
             logger.info("%s: %d rows, %d covariates, first fully-defined row %s", sym, asset.get("rows_out", -1),
                         len(covariates), first)
     finally:
         _PROXIES.clear()
+    if not kept:
+        raise DataError(f"{in_dir}: every asset was skipped as bad (preprocess.on_bad_asset: skip): "
+                        + "; ".join(f"{sym}: {why}" for sym, why in skipped.items()))
     manifest = {"target": "close", "covariates": covariates, "return_covariates": return_covariates,
-                "assets": assets}
+                "assets": kept} | ({"skipped_assets": skipped} if skipped else {})
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     (out_dir / "scalers.json").write_text(json.dumps(scalers, indent=2))
     return manifest
 
 
 def features_from_lake(lake: Path, selection: ExtractConfig, split: SplitConfig, preprocess_cfg: PreprocessConfig,
-                       cfg: FeaturesConfig, work: Path) -> dict:
+                       cfg: FeaturesConfig, work: Path, *, strict: bool, naive_timezone: str | None) -> dict:
     """extract -> preprocess -> features of another lake, under `work` (extracted/,
     preprocessed/ with its scalers.json, features/): the same code as the stages, for build's
     synthetic corpus and evaluate's other-lake mode. Returns the features manifest."""
-    extract(lake, selection, work / "extracted")
-    preprocess(work / "extracted", split, preprocess_cfg, work / "preprocessed")
-    return features(work / "preprocessed", split, cfg, work / "features")
+    extract(lake, selection, work / "extracted", strict=strict, naive_timezone=naive_timezone)
+    # Its assets need no validation or test bars: the synthetic corpus is train-only, and a
+    # scored lake's test windows are checked by evaluate.
+    preprocess(work / "extracted", split, preprocess_cfg, work / "preprocessed", periods=())
+    return features(work / "preprocessed", split, cfg, work / "features", preprocess_cfg.on_bad_asset)
 
 
-def _check_columns(sym: str, missing: np.ndarray | None, names: list[str], expected: list[str] | None) -> list[str]:
-    """`missing`: the NaN mask (rows x names) of the asset's covariates, when checking one asset."""
-    empty = [] if missing is None else [c for c, gone in zip(names, missing.all(axis=0)) if gone]
-    if empty:
-        raise ValueError(f"asset {sym}: covariate column {empty[0]} is all NaN")
+def _check_columns(sym: str, names: list[str], expected: list[str] | None) -> list[str]:
+    """Every asset has the first asset's covariates, in its order."""
     if expected is not None and names != expected:
         raise ValueError(f"asset {sym}: covariates {names} differ from the first asset's {expected}")
     return names

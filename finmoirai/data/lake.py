@@ -11,20 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import polars as pl
 from tqdm import tqdm
 
+from finmoirai.errors import DataError, first_line
 from finmoirai.params import ExtractConfig
 
 logger = logging.getLogger(__name__)
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 COLUMNS = ["timestamp", *OHLCV]
-
-
 
 
 def _normalise(df: pd.DataFrame, sort: bool) -> pd.DataFrame:
@@ -53,42 +53,97 @@ def write_partitions(out_dir: Path, asset_class: str, symbol: str, df: pd.DataFr
 # --------------------------------------------------------------------------- extract
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
 def _partition(name: str, key: str) -> str | None:
     prefix = f"{key}="
     return name[len(prefix):] if name.startswith(prefix) else None
 
 
-def _year_files(symbol_dir: Path, years: list[int]) -> list[Path]:
-    """Parquet files of the selected years under one symbol's partition, in year order."""
-    files = []
-    for year in sorted(years):
-        files += sorted(p for p in (symbol_dir / f"year={year}").glob("*.parquet") if p.is_file())
-    return files
+def _hidden(path: Path) -> bool:
+    """Names the hive convention leaves out of the data (`.DS_Store`, `_SUCCESS`, ...)."""
+    return path.name.startswith((".", "_"))
 
 
-def _asset_dirs(lake_path: Path, cfg: ExtractConfig) -> dict[tuple[str, str], list[Path]]:
+@dataclass
+class LakeScan:
+    """What the directory walk found: each selected asset's files, and the entries it could
+    not parse as partitions (path relative to the lake, and why)."""
+
+    lake: Path
+    strict: bool
+    assets: dict[tuple[str, str], list[Path]] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def malformed(self, path: Path, why: str) -> None:
+        """An entry outside the layout: an error naming it (lake.strict), or skipped and listed."""
+        where = path.relative_to(self.lake).as_posix()
+        if self.strict:
+            raise DataError(f"lake {self.lake}: {where}: {why}; fix or remove it, or set lake.strict: false "
+                            "to skip it (then it is listed in the data-quality report)")
+        logger.warning("lake %s: skipping %s: %s", self.lake, where, why)
+        self.skipped.append({"path": where, "reason": why})
+
+
+def _check_keys(scan: LakeScan, folder: Path, key: str) -> None:
+    """Every visible entry of `folder` must be a `key=<value>` directory."""
+    for d in sorted(folder.iterdir()):
+        if _hidden(d):
+            continue
+        if not d.is_dir() or _partition(d.name, key) is None:
+            scan.malformed(d, f"not a {key}=<value> partition directory")
+        elif not _partition(d.name, key):
+            scan.malformed(d, f"{key}= partition with an empty value")
+
+
+def _year_files(scan: LakeScan, symbol_dir: Path, years: list[int]) -> list[Path]:
+    """Parquet files of the selected years under one symbol's partition, in year order;
+    anything else under it that is not a `year=<digits>` folder of parquet files is malformed."""
+    found: dict[int, list[Path]] = {}
+    for d in sorted(symbol_dir.iterdir()):
+        if _hidden(d):
+            continue
+        year = _partition(d.name, "year")
+        if not d.is_dir() or year is None:
+            scan.malformed(d, "not a year=<YYYY> partition directory")
+        elif not (year.isdigit() and len(year) == 4):
+            scan.malformed(d, f"year partition {year!r} is not a four-digit year")
+        elif int(year) in years:
+            files = []
+            for p in sorted(d.iterdir()):
+                if _hidden(p):
+                    continue
+                if p.is_file() and p.suffix == ".parquet":
+                    files.append(p)
+                else:
+                    scan.malformed(p, "not a .parquet file")
+            found[int(year)] = files
+    return [p for year in sorted(found) for p in found[year]]
+
+
+def scan_lake(lake_path: Path, cfg: ExtractConfig, strict: bool) -> LakeScan:
     """Partition pruning on the directory tree: (asset_class, symbol) -> its selected files.
 
-    Only the directories of the selected classes and frequency are listed, and only the
-    selected years' files are returned; nothing outside the selection is opened."""
-    found: dict[tuple[str, str], list[Path]] = {}
+    Only the selected classes' and frequency's folders are walked below their level, and only
+    the selected years' files are returned; nothing is opened. Every entry met on the way that
+    is not part of the layout is malformed (see LakeScan.malformed)."""
+    scan = LakeScan(lake_path, strict)
+    _check_keys(scan, lake_path, "asset_class")
     for asset_class in cfg.asset_classes:
-        base = lake_path / f"asset_class={asset_class}" / f"frequency={cfg.frequency}"
+        class_dir = lake_path / f"asset_class={asset_class}"
+        if not class_dir.is_dir():
+            continue
+        _check_keys(scan, class_dir, "frequency")
+        base = class_dir / f"frequency={cfg.frequency}"
         if not base.is_dir():
             continue
+        _check_keys(scan, base, "symbol")
         for d in sorted(base.iterdir()):
             sym = _partition(d.name, "symbol")
-            if sym is None or not d.is_dir():
+            if _hidden(d) or not sym or not d.is_dir():
                 continue
-            files = _year_files(d, cfg.years)
+            files = _year_files(scan, d, cfg.years)
             if files:
-                found[(asset_class, sym)] = files
-    return found
+                scan.assets[(asset_class, sym)] = files
+    return scan
 
 
 def lake_years(lake_path: str | Path, cfg: ExtractConfig) -> list[int]:
@@ -105,73 +160,117 @@ def lake_years(lake_path: str | Path, cfg: ExtractConfig) -> list[int]:
     return sorted(years)
 
 
-def list_assets(lake_path: str | Path, cfg: ExtractConfig) -> dict[tuple[str, str], list[Path]]:
+def list_assets(lake_path: str | Path, cfg: ExtractConfig, strict: bool = True) -> dict[tuple[str, str], list[Path]]:
     """(asset_class, symbol) -> its parquet files in the selected partitions, ordered by
     symbol, checking the selection is sane."""
+    return select_assets(lake_path, cfg, strict).assets
+
+
+def select_assets(lake_path: str | Path, cfg: ExtractConfig, strict: bool) -> LakeScan:
+    """scan_lake, ordered by symbol and restricted to `cfg.symbols`, with one-line errors for
+    a missing lake, an empty selection, a symbol under two classes and unknown symbols."""
     lake_path = Path(lake_path)
     if not lake_path.is_dir():
-        raise ValueError(f"lake {lake_path}: directory does not exist")
-    selected = _asset_dirs(lake_path, cfg)
-    if not selected and not next(lake_path.glob("**/*.parquet"), None):
-        raise ValueError(f"lake {lake_path}: no parquet files found")
-    found = dict(sorted(selected.items(), key=lambda item: (item[0][1], item[0][0])))
+        raise DataError(f"lake {lake_path}: directory does not exist")
+    scan = scan_lake(lake_path, cfg, strict)
+    if not scan.assets and not next(lake_path.glob("**/*.parquet"), None):
+        raise DataError(f"lake {lake_path}: no parquet files found")
+    found = dict(sorted(scan.assets.items(), key=lambda item: (item[0][1], item[0][0])))
     asked = f"asset_classes={cfg.asset_classes} frequency={cfg.frequency} years={cfg.years}"
     if not found:
-        raise ValueError(f"lake {lake_path}: empty selection, no data for {asked}")
+        raise DataError(f"lake {lake_path}: empty selection, no data for {asked}")
     symbols = [s for _, s in found]
     twice = sorted({s for s in symbols if symbols.count(s) > 1})
     if twice:
         classes = {s: [c for c, x in found if x == s] for s in twice}
-        raise ValueError(f"lake {lake_path}: symbol(s) under two asset classes: {classes}")
+        raise DataError(f"lake {lake_path}: symbol(s) under two asset classes: {classes}")
     unknown = [s for s in cfg.symbols if s not in symbols]
     if unknown:
-        raise ValueError(f"lake {lake_path}: symbol(s) {', '.join(unknown)} not in {asked}; "
-                         f"available: {', '.join(symbols)}")
+        raise DataError(f"lake {lake_path}: symbol(s) {', '.join(unknown)} not in {asked}; "
+                        f"available: {', '.join(symbols)}")
     if cfg.symbols:
         found = {pair: files for pair, files in found.items() if pair[1] in cfg.symbols}
-    return found
+    scan.assets = found
+    return scan
 
 
-def _collect_symbol(lake_path: Path, symbol: str, files: list[Path]) -> pl.DataFrame:
+def _numeric(df: pl.DataFrame, where: str) -> list[pl.Expr]:
+    """The OHLCV columns as float64; a column of another type must convert value by value
+    (numbers stored as text), else the first value that does not is named."""
+    exprs = []
+    for c in OHLCV:
+        col = df[c]
+        if not (col.dtype.is_numeric() or col.dtype == pl.Null):
+            converted = col.cast(pl.Float64, strict=False)
+            bad = col.is_not_null() & converted.is_null()
+            if bad.any():
+                row = int(bad.arg_max())
+                raise DataError(f"{where}: column {c} is not numeric ({col.dtype}): {bad.sum()} of {len(col)} "
+                                f"values do not parse as numbers, e.g. {col[row]!r} in row {row}")
+            logger.warning("%s: column %s stored as %s; every value parsed as a number", where, c, col.dtype)
+        exprs.append(pl.col(c).cast(pl.Float64, strict=False))
+    return exprs
+
+
+def _utc(ts: pl.Series, where: str, naive_timezone: str | None) -> pl.Series:
+    """Timestamps in UTC (microseconds). Timestamps without a zone are read in
+    `naive_timezone`, and are an error when it is not set: a guess would shift every bar."""
+    if ts.dtype.time_zone is not None:
+        return ts.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    if naive_timezone is None:
+        raise DataError(f"{where}: timestamps have no time zone; set lake.naive_timezone to the zone they were "
+                        "recorded in (e.g. UTC, America/New_York)")
+    try:
+        local = ts.dt.replace_time_zone(naive_timezone, ambiguous="raise", non_existent="raise")
+    except pl.exceptions.PolarsError as e:
+        raise DataError(f"{where}: timestamps cannot be read in lake.naive_timezone={naive_timezone}: "
+                        f"{first_line(e)}") from None
+    return local.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+
+
+def _collect_symbol(lake_path: Path, symbol: str, files: list[Path], naive_timezone: str | None) -> pl.DataFrame:
     """Collect one asset from its partition files as a float64 frame with UTC timestamps.
 
-    Rows keep the lake's order, bad order and duplicates included: preprocess repairs and
-    reports them."""
+    Rows keep the lake's order, bad order, duplicates and null timestamps included:
+    preprocess repairs and reports them."""
     parts = []
     for f in files:
+        where = f"lake {lake_path}: symbol {symbol}: {f}"
         try:
             df = pl.read_parquet(f, hive_partitioning=False)
         except Exception as e:  # noqa: BLE001 - polars raises several types for unreadable input
-            raise ValueError(f"lake {lake_path}: corrupt parquet file {f} ({_first_line(e)})") from None
+            raise DataError(f"lake {lake_path}: corrupt parquet file {f} ({first_line(e)})") from None
         missing = [c for c in COLUMNS if c not in df.columns]
         if missing:
-            raise ValueError(f"lake {lake_path}: symbol {symbol}: column {missing[0]} missing in {f}")
+            raise DataError(f"lake {lake_path}: symbol {symbol}: column {missing[0]} missing in {f}")
         ts = df["timestamp"]
         if not isinstance(ts.dtype, pl.Datetime):
-            raise ValueError(f"lake {lake_path}: symbol {symbol}: timestamp has type {ts.dtype} in {f}, "
-                             "expected a datetime")
-        ts = ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
-        parts.append(df.select(ts.dt.cast_time_unit("us").alias("timestamp"),
-                               *[pl.col(c).cast(pl.Float64) for c in OHLCV]))
+            raise DataError(f"{where}: timestamp has type {ts.dtype}, expected a datetime")
+        parts.append(df.select(_utc(ts, where, naive_timezone).alias("timestamp"), *_numeric(df, where)))
     return pl.concat(parts, how="vertical")
 
 
-def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path) -> list[dict]:
-    """Write one parquet per selected asset plus manifest.json; one asset in memory at a time,
-    read from its own partition files only (the rest of the lake is never opened)."""
+def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path, *, strict: bool,
+            naive_timezone: str | None) -> list[dict]:
+    """Write one parquet per selected asset plus manifest.json (the assets, and the partitions
+    skipped when not `strict`); one asset in memory at a time, read from its own partition
+    files only (the rest of the lake is never opened)."""
     lake_path, out_dir = Path(lake_path), Path(out_dir)
-    assets = list_assets(lake_path, cfg)
+    scan = select_assets(lake_path, cfg, strict)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     manifest = []
-    for (asset_class, symbol), files in tqdm(assets.items(), desc="extract", leave=False):
-        df = _collect_symbol(lake_path, symbol, files)
+    for (asset_class, symbol), files in tqdm(scan.assets.items(), desc="extract", leave=False):
+        df = _collect_symbol(lake_path, symbol, files, naive_timezone)
         df.write_parquet(out_dir / f"{symbol}.parquet")  # Polars' writer: no round trip through pandas
         first, last = df["timestamp"].min(), df["timestamp"].max()
         entry = {"symbol": symbol, "asset_class": asset_class, "frequency": cfg.frequency, "rows": len(df),
                  "first": pd.Timestamp(first).isoformat(), "last": pd.Timestamp(last).isoformat()}
         logger.info("extract %s (%s): %d rows %s .. %s", symbol, asset_class, len(df), entry["first"], entry["last"])
         manifest.append(entry)
-    (out_dir / "manifest.json").write_text(json.dumps({"assets": manifest}, indent=2))
+    payload: dict = {"assets": manifest}
+    if scan.skipped:
+        payload["skipped_partitions"] = scan.skipped
+    (out_dir / "manifest.json").write_text(json.dumps(payload, indent=2))
     return manifest

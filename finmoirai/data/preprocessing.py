@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from finmoirai import write_json, write_parquet
 from finmoirai.data.parallel import map_assets, resolve_workers
+from finmoirai.errors import BadAsset, DataError, about_asset
 from finmoirai.params import PreprocessConfig, SplitConfig
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ STD_TOL = 1e-9  # a std this small relative to the mean is rounding noise of a c
 # What preprocess does with each kind of bad bar (and with gaps): the data-quality report
 # lists every count under these names, so nothing is dropped or changed without a record.
 ACTIONS: dict[str, dict[str, str]] = {
+    "null_timestamps": {"action": "dropped", "detail": "rows without a timestamp; dropped before anything else"},
     "unsorted": {"action": "reordered",
                  "detail": "rows out of timestamp order (counted against the previous row); sorted, kept"},
     "duplicate_timestamps": {"action": "dropped",
@@ -61,7 +63,7 @@ ACTIONS: dict[str, dict[str, str]] = {
                   "detail": "runs of missing bars longer than preprocess.max_fill_bars (filled as gaps_filled, "
                             "counted as runs)"},
 }
-DROPPED = ("duplicate_timestamps", "non_positive_price", "off_calendar")
+DROPPED = ("null_timestamps", "duplicate_timestamps", "non_positive_price", "off_calendar")
 INSERTED = ("gaps_filled",)
 
 
@@ -117,8 +119,10 @@ def as_utc(ts: pd.Series) -> pd.Series:
 
 
 def clean_bars(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Sort, dedupe, drop unusable prices and fix high/low; returns the bars and the count of
-    each kind of repair."""
+    """Drop rows without a timestamp, sort, dedupe, drop unusable prices and fix high/low;
+    returns the bars and the count of each kind of repair."""
+    null_ts = df["timestamp"].isna()
+    df = df[~null_ts]
     unsorted = int((df["timestamp"].diff() < pd.Timedelta(0)).sum())
     if unsorted:
         df = df.sort_values("timestamp", kind="stable")
@@ -131,8 +135,8 @@ def clean_bars(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     usable = np.isfinite(vol) & (vol > 0)
     df["volume"] = np.where(usable, vol, 0.0)
     df, high_low = repair_high_low(df)
-    counts = {"unsorted": unsorted, "duplicate_timestamps": int(dup.sum()), "non_positive_price": int(bad.sum()),
-              "zero_volume": int((~usable).sum())}
+    counts = {"null_timestamps": int(null_ts.sum()), "unsorted": unsorted, "duplicate_timestamps": int(dup.sum()),
+              "non_positive_price": int(bad.sum()), "zero_volume": int((~usable).sum())}
     return df, counts | high_low
 
 
@@ -268,14 +272,15 @@ def count_long_runs(missing: np.ndarray, max_len: int) -> int:
     return int((lengths > max_len).sum())
 
 
-def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig,
+                symbol: str = "") -> tuple[pd.DataFrame, dict[str, int]]:
     """Full cleaning of one asset: bad bars, outliers, calendar grid. Returns (frame, counts)."""
     rows_in = len(df)
     df = df.reset_index(drop=True)
     df["timestamp"] = as_utc(df["timestamp"])
     df, bars = clean_bars(df)
     if df.empty:
-        raise ValueError(f"asset has no usable bars ({rows_in} rows in, all with bad prices)")
+        raise BadAsset(symbol, f"no usable bars ({rows_in} rows in, none with a timestamp and valid prices)")
     df, outliers = replace_outliers(df.reset_index(drop=True), cfg)
     out, grid = fill_grid(df, trading_grid(asset_class, df["timestamp"]), cfg)
     counts = {"rows_in": rows_in} | bars | outliers | grid
@@ -289,7 +294,7 @@ def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig) -> tu
 # --------------------------------------------------------------------------- scalers
 
 
-class TooFewTrainingRows(ValueError):
+class TooFewTrainingRows(BadAsset):
     """An asset has fewer observed rows before split.train_end than preprocess.min_train_rows.
 
     Its own type so that a caller with a different split (evaluate.lake_path's warm-up) can
@@ -301,9 +306,8 @@ def fit_scaler(df: pd.DataFrame, split: SplitConfig, min_rows: int, symbol: str)
     train = df[(df["timestamp"] < split.train_end_ts) & df["observed"]]
     if len(train) < min_rows:
         raise TooFewTrainingRows(
-            f"asset {symbol}: {len(train)} observed training rows before {split.train_end} "
-            f"(of {len(df)} rows), need preprocess.min_train_rows={min_rows}"
-        )
+            symbol, f"{len(train)} observed training rows before {split.train_end} (of {len(df)} rows), "
+                    f"need preprocess.min_train_rows={min_rows}")
     entry = {}
     for col in OHLCV:
         transform = "log1p" if col == "volume" else "identity"
@@ -352,68 +356,106 @@ def split_counts(ts: pd.Series, split: SplitConfig) -> dict[str, int]:
     return {"train_rows": int(train.sum()), "val_rows": int((~train & ~test).sum()), "test_rows": int(test.sum())}
 
 
+SCORED_PERIODS = ("val", "test")  # the periods the main pipeline needs bars in (some asset's, at least)
+
+
+def check_periods(quality: dict[str, dict[str, int]], split: SplitConfig, periods: tuple[str, ...]) -> None:
+    """Validation picks the recipe and test scores it: when no asset has a bar in one of them,
+    stop here with the period's dates, not at training time with a missing dataset. (One asset
+    without them is fine: it still trains, and the log says it cannot be scored.)"""
+    names = {"val": f"validation period {split.train_end} .. {split.val_end} (split.train_end .. split.val_end)",
+             "test": f"test period from {split.val_end} (split.val_end)"}
+    for period in periods:
+        if period == "val" and not split.train_end_ts < split.val_end_ts:
+            continue
+        if not sum(counts[f"{period}_rows"] for counts in quality.values()):
+            raise DataError(f"no asset has bars in the {names[period]}; move the split dates inside the data, "
+                            "or extract other years")
+
+
 def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
-                   cfg: PreprocessConfig) -> tuple[dict[str, int], dict[str, Any]]:
-    """Clean one extracted asset and write its parquet; returns (quality counts, scaler)."""
+                   cfg: PreprocessConfig) -> tuple[dict[str, int], dict[str, Any]] | str:
+    """Clean one extracted asset and write its parquet; returns (quality counts, scaler), or
+    why the asset was left out (`preprocess.on_bad_asset: skip`)."""
     sym = asset["symbol"]
-    raw = pd.read_parquet(in_dir / f"{sym}.parquet")
     try:
-        df, counts = clean_asset(raw, asset["asset_class"], cfg)
-    except ValueError as e:
-        raise ValueError(f"asset {sym}: {e}") from None
-    scaler = fit_scaler(df, split, cfg.min_train_rows, sym)
+        with about_asset(sym):
+            raw = pd.read_parquet(in_dir / f"{sym}.parquet")
+            df, counts = clean_asset(raw, asset["asset_class"], cfg, sym)
+            scaler = fit_scaler(df, split, cfg.min_train_rows, sym)
+    except BadAsset as e:
+        if cfg.on_bad_asset == "skip":
+            return e.reason
+        raise
     write_parquet(df, out_dir / f"{sym}.parquet")
     return counts | split_counts(df["timestamp"], split), scaler
 
 
 def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, out_dir: str | Path,
-               metrics_path: str | Path | None = None) -> dict:
+               metrics_path: str | Path | None = None, periods: tuple[str, ...] = SCORED_PERIODS) -> dict:
     """Clean every extracted asset; write parquets, scalers.json, manifest.json, quality.json
-    (raw counts per asset), quality_report.json (totals, actions, per-asset counts) and, to
-    `metrics_path` when given, the report's headline totals (DVC metrics: `dvc exp show`).
+    (raw counts per asset), quality_report.json (totals, actions, per-asset counts, what was
+    left out) and, to `metrics_path` when given, the report's headline totals (DVC metrics:
+    `dvc exp show`). `periods`: the split periods that some asset must have bars in.
 
     Assets are independent, so they are processed one at a time per worker process
     (`cfg.workers`); memory is bounded by the assets in flight, never by the whole lake."""
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    assets = json.loads((in_dir / "manifest.json").read_text())["assets"]
+    extracted = json.loads((in_dir / "manifest.json").read_text())
+    assets = extracted["assets"]
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     workers = resolve_workers(cfg.workers, len(assets))
     logger.info("preprocess: %d assets on %d process(es)", len(assets), workers)
     clean_one = functools.partial(preprocess_one, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg)
-    scalers, quality, manifest = {}, {}, []
+    scalers, quality, manifest, skipped = {}, {}, [], {}
     results = map_assets(clean_one, assets, workers)
-    for asset, (counts, scaler) in zip(assets, tqdm(results, total=len(assets), desc="preprocess", leave=False)):
+    for asset, result in zip(assets, tqdm(results, total=len(assets), desc="preprocess", leave=False)):
         sym = asset["symbol"]
+        if isinstance(result, str):
+            logger.warning("%s: skipped (preprocess.on_bad_asset: skip): %s", sym, result)
+            skipped[sym] = result
+            continue
+        counts, scalers[sym] = result
         _log_asset(sym, counts)
-        scalers[sym], quality[sym] = scaler, counts
+        quality[sym] = counts
         manifest.append({**asset, "rows_out": counts["rows_out"]})
+    if not manifest:
+        raise DataError(f"{in_dir}: every asset was skipped as bad (preprocess.on_bad_asset: skip): "
+                        + "; ".join(f"{sym}: {why}" for sym, why in skipped.items()))
+    check_periods(quality, split, periods)
     write_json(out_dir / "scalers.json", scalers)
-    write_json(out_dir / "manifest.json", {"assets": manifest})
+    write_json(out_dir / "manifest.json", {"assets": manifest} | ({"skipped_assets": skipped} if skipped else {}))
     write_json(out_dir / "quality.json", quality)
-    report = quality_report(quality)
+    report = quality_report(quality, skipped, extracted.get("skipped_partitions", []))
     write_json(out_dir / "quality_report.json", report)
     if metrics_path is not None:
         write_json(Path(metrics_path), quality_headline(report))
     return {"assets": manifest, "quality": quality, "scalers": scalers, "report": report}
 
 
-def quality_report(quality: dict[str, dict[str, int]]) -> dict[str, Any]:
-    """The data-quality report: totals, what is done with each kind of bad bar, per-asset counts.
+def quality_report(quality: dict[str, dict[str, int]], skipped_assets: dict[str, str] | None = None,
+                   skipped_partitions: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The data-quality report: totals, what is done with each kind of bad bar, per-asset counts,
+    and what was left out: assets (preprocess.on_bad_asset: skip) and lake partitions
+    (lake.strict: false), each with the reason.
 
     Every row is accounted for: rows_out = rows_in - rows_dropped + rows_inserted per asset,
     rows_dropped being the sum of the kinds whose action is "dropped"."""
+    skipped_assets, skipped_partitions = skipped_assets or {}, skipped_partitions or []
     keys = ["rows_in", "rows_out", "rows_dropped", "rows_inserted", *ACTIONS]
     per_asset = {sym: {k: int(counts[k]) for k in keys} for sym, counts in quality.items()}
     totals = {"assets": len(per_asset)} | {k: sum(counts[k] for counts in per_asset.values()) for k in keys}
     totals["assets_with_bad_bars"] = sum(
         any(counts[k] for k in ACTIONS if k not in ("gaps_filled", "long_gaps")) for counts in per_asset.values())
-    return {"totals": totals, "actions": ACTIONS, "assets": per_asset}
+    totals["skipped_assets"], totals["skipped_partitions"] = len(skipped_assets), len(skipped_partitions)
+    return {"totals": totals, "actions": ACTIONS, "assets": per_asset, "skipped_assets": skipped_assets,
+            "skipped_partitions": skipped_partitions}
 
 
-BAD_BAR_KINDS = ("unsorted", "duplicate_timestamps", "non_positive_price", "inconsistent_high_low", "zero_volume",
-                 "off_calendar")  # high_below_low is also counted in inconsistent_high_low
+BAD_BAR_KINDS = ("null_timestamps", "unsorted", "duplicate_timestamps", "non_positive_price", "inconsistent_high_low",
+                 "zero_volume", "off_calendar")  # high_below_low is also counted in inconsistent_high_low
 
 
 def quality_headline(report: dict[str, Any]) -> dict[str, int]:
@@ -422,18 +464,20 @@ def quality_headline(report: dict[str, Any]) -> dict[str, int]:
     totals = report["totals"]
     return {"assets": totals["assets"], "rows_out": totals["rows_out"],
             "bad_bars": sum(totals[k] for k in BAD_BAR_KINDS), "outliers_replaced": totals["outliers_replaced"],
-            "gaps_filled": totals["gaps_filled"]}
+            "gaps_filled": totals["gaps_filled"], "skipped_assets": totals["skipped_assets"],
+            "skipped_partitions": totals["skipped_partitions"]}
 
 
 def _log_asset(sym: str, counts: dict[str, int]) -> None:
     logger.info(
         "%s: %d -> %d rows, %d gaps filled (%d long), %d outliers, %d bad high/low, %d bad price, "
-        "%d zero volume, %d duplicates, %d unsorted, %d off-calendar; train/val/test %d/%d/%d",
+        "%d zero volume, %d duplicates, %d unsorted, %d off-calendar, %d null timestamps; train/val/test %d/%d/%d",
         sym, *(counts[k] for k in ("rows_in", "rows_out", "gaps_filled", "long_gaps", "outliers_replaced",
                                    "inconsistent_high_low", "non_positive_price", "zero_volume", "duplicate_timestamps",
-                                   "unsorted", "off_calendar", "train_rows", "val_rows", "test_rows")),
+                                   "unsorted", "off_calendar", "null_timestamps", "train_rows", "val_rows",
+                                   "test_rows")),
     )
     if counts["test_rows"] == 0:
-        logger.warning("%s has no test rows (data ends before the test period); it cannot be evaluated", sym)
+        logger.warning("%s has no test rows (data ends before the test period); it trains but cannot be scored", sym)
 
 

@@ -126,14 +126,15 @@ def write_demo_lake(out_dir: Path) -> list[dict]:
     return summary
 
 
-def write_lake(cfg: LakeConfig, out: Path) -> None:
+def write_lake(cfg: LakeConfig, out: Path, final: Path | None = None) -> None:
     """The lake stage: the demo lake (`lake.source: demo`) or a synthetic market
-    (`lake.source: synthetic`) at `out`; only a marker file when `lake.path` is not `out`
-    (the user's own lake), so that the stage still has its output."""
+    (`lake.source: synthetic`) at `out`; only a marker file when `lake.path` is not the
+    stage's output `final` (default `out`; the stage writes a staging copy of it), because
+    the user has their own lake, so that the stage still has its output."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    if Path(cfg.path).resolve() != out.resolve():
+    if Path(cfg.path).resolve() != Path(final or out).resolve():
         logger.info("lake.path is %s: using the user lake, not writing the demo lake", cfg.path)
         (out / "_SKIPPED").touch()
         return

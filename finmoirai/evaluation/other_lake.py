@@ -42,7 +42,7 @@ def other_lake_selection(extract_cfg: ExtractConfig, cfg: EvaluateConfig) -> Ext
 
 def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: str, preprocess_cfg: PreprocessConfig,
                               features_cfg: FeaturesConfig, context_length: int, prediction_length: int,
-                              work: Path) -> pd.Timestamp:
+                              work: Path, *, strict: bool, naive_timezone: str | None) -> pd.Timestamp:
     """extract -> preprocess -> features of a lake that is only scored, under `work` (the layout
     of `features_from_lake`), with the warm-up rule above; returns the test start (UTC).
 
@@ -57,10 +57,11 @@ def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: 
             raise ParamsError(f"evaluate.lake_path {lake}: empty selection, no bars of years {selection.years} "
                               f"(asset_classes={selection.asset_classes} symbols={selection.symbols or 'all'}); "
                               f"set evaluate.years to years the lake has: {have}")
-    _check_other_lake_proxies(lake, sorted(list_assets(lake, selection)), features_cfg)
+    _check_other_lake_proxies(lake, sorted(list_assets(lake, selection, strict)), features_cfg)
     logger.info("lake %s: warm-up every selected bar before %s, test from it (%s)", lake, start, selection)
     try:
-        features_from_lake(lake, selection, split, preprocess_cfg, features_cfg, work)
+        features_from_lake(lake, selection, split, preprocess_cfg, features_cfg, work, strict=strict,
+                           naive_timezone=naive_timezone)
     except TooFewTrainingRows as e:
         raise ParamsError(f"evaluate.lake_path {lake}: warm-up before evaluate.test_start too short: {e}; "
                           f"{WARMUP_HINT}") from None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import tempfile
 import typing
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pandas as pd
 import torch
 
 from finmoirai import write_json
+from finmoirai.atomic import scratch_dir
 from finmoirai.data.targets import TARGET_COLUMNS
 from finmoirai.evaluation.forecasters import forecasters, run_windows
 from finmoirai.evaluation.metrics import summarise
@@ -34,6 +34,7 @@ from finmoirai.params import (
     ExtractConfig,
     FeaturesConfig,
     Knobs,
+    LakeConfig,
     PreprocessConfig,
     SplitConfig,
     knobs,
@@ -52,6 +53,7 @@ class Sections:
     experiment: Knobs
     evaluate: EvaluateConfig
     split: SplitConfig
+    lake: LakeConfig
     extract: ExtractConfig
     preprocess: PreprocessConfig
     features: FeaturesConfig
@@ -83,7 +85,8 @@ def scored_data(params: Sections, features_dir: Path, preprocessed_dir: Path,
     logger.info("evaluating on lake %s (%s)", cfg.lake_path, selection)
     start = lake_features_for_scoring(Path(cfg.lake_path), selection, cfg.test_start or split.val_end,
                                       params.preprocess, params.features, experiment.context_length,
-                                      experiment.prediction_length, work)
+                                      experiment.prediction_length, work, strict=params.lake.strict,
+                                      naive_timezone=params.lake.naive_timezone)
     return work / "features", work / "preprocessed", start
 
 
@@ -95,8 +98,8 @@ def evaluate(params: Sections, features_dir: Path, preprocessed_dir: Path, model
     modules = {name: load_module(str(path)).eval() for name, path in models.items()}
     trained_covariates = json.loads((features_dir / "manifest.json").read_text())[TARGET_COLUMNS[experiment.target][1]]
     scored_until = split.val_end_ts if cfg.split == "val" else None
-    with tempfile.TemporaryDirectory(prefix="evaluate-", dir=features_dir.parent) as tmp:
-        scored_features, scored_preprocessed, start = scored_data(params, features_dir, preprocessed_dir, Path(tmp))
+    with scratch_dir(features_dir.parent / ".evaluate-scratch") as tmp:  # a killed run's is removed first
+        scored_features, scored_preprocessed, start = scored_data(params, features_dir, preprocessed_dir, tmp)
         scalers = json.loads((scored_preprocessed / "scalers.json").read_text())
         quality = json.loads((scored_preprocessed / "quality_report.json").read_text())
         series = load_series(scored_features, scalers, start, covariates=trained_covariates, target=experiment.target,

@@ -108,6 +108,17 @@ def _trainer(cfg: TrainerConfig, live_dir: Path, seed: int, callbacks: list[L.Ca
     )
 
 
+def _fit(trainer: L.Trainer, model: L.LightningModule, train_loader: Any, val_loader: Any) -> None:
+    """trainer.fit, with Ctrl-C reported as the interrupt it is: Lightning catches the
+    KeyboardInterrupt, shuts down and calls sys.exit(1), which would read as a plain failure."""
+    try:
+        trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+
+
 def _final_metrics(trainer: L.Trainer) -> dict[str, float]:
     metrics = trainer.callback_metrics
     out = {}
@@ -165,7 +176,7 @@ def pretrain(
     trainer = _trainer(cfg, live_dir, knobs.seed, [best], max_steps=cfg.max_steps, log_every_n_steps=1,
                        num_sanity_val_steps=0)
     started = time.monotonic()
-    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    _fit(trainer, model, train_loader, val_loader)
     config = {"knobs": asdict(knobs), "model": asdict(model_cfg), "pretrain": asdict(cfg)}
     return _save(model, best, trainer, out_dir, started, config)
 
@@ -224,7 +235,7 @@ def finetune(
     trainer = _trainer(cfg, live_dir, knobs.seed, [best, stopper], max_epochs=cfg.max_epochs, log_every_n_steps=1,
                        num_sanity_val_steps=0)
     started = time.monotonic()
-    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    _fit(trainer, model, train_loader, val_loader)
     return _save(model, best, trainer, out_dir, started, {"knobs": asdict(knobs), "finetune": asdict(cfg)})
 
 

@@ -27,6 +27,7 @@ from uni2ts.model.moirai import MoiraiModule
 from uni2ts.module.packed_scaler import PackedStdScaler
 
 from finmoirai.data.targets import CALENDAR_COLUMNS
+from finmoirai.errors import first_line
 from finmoirai.params import Knobs, ModelConfig, ParamsError, tokens_per_window
 
 logger = logging.getLogger(__name__)
@@ -76,27 +77,64 @@ def scaler_name(module: MoiraiModule) -> str:
     return next(name for name, cls in SCALERS.items() if type(module.scaler) is cls)
 
 
+WEIGHTS_FILE = "model.safetensors"  # the only weights format loaded: safetensors holds tensors, never code
+PICKLED_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.ckpt")
+
+
 def load_module(source: str) -> MoiraiModule:
-    """Load a saved module from a local folder, or from the hub when `source` is a hub id.
+    """Load a saved module from a local folder, or from the hub when `source` is a hub id;
+    weights only from safetensors (a pickled checkpoint can run code when it is loaded).
 
     uni2ts treats anything that is not an existing directory as a hub id, which means a
     network call: a path-like value that does not exist is therefore an error here.
     """
     path = Path(source)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ValueError(f"{path}: not a saved Moirai model (no config.json)")
-        module = MoiraiModule.from_pretrained(str(path))
+        module = _load_folder(path)
         saved = path / SCALER_FILE
         if saved.is_file():  # a folder this project wrote; hub and older folders use uni2ts's scaler
             module.scaler = SCALERS[json.loads(saved.read_text())["scaler"]]()
     elif source.startswith((".", "/")) or source.startswith(("models/", "data/")) or source.count("/") != 1:
-        raise ValueError(f"param finetune.init_from: {source} is neither an existing model folder nor a hub id "
-                         "like Salesforce/moirai-1.1-R-small")
+        raise ParamsError(f"param finetune.init_from: {source} is neither an existing model folder nor a hub id "
+                          "like Salesforce/moirai-1.1-R-small")
     else:
         logger.info("loading %s from the Hugging Face hub (needs network)", source)
-        module = MoiraiModule.from_pretrained(source)
+        module = _load_folder(_hub_snapshot(source))
     return module.train()  # from_pretrained returns eval mode
+
+
+def _load_folder(path: Path) -> MoiraiModule:
+    """A model folder with config.json and safetensors weights, else one line saying what is wrong."""
+    if not (path / "config.json").is_file():
+        raise ParamsError(f"{path}: not a saved Moirai model (no config.json)")
+    if not (path / WEIGHTS_FILE).is_file():
+        pickled = [name for name in PICKLED_WEIGHTS if (path / name).is_file()]
+        found = f"it has pickled weights ({pickled[0]}), which are never loaded" if pickled else "no weights found"
+        raise ParamsError(f"{path}: no {WEIGHTS_FILE}: {found}; save the model with save_pretrained "
+                          "(safetensors) and point to that folder")
+    try:
+        return MoiraiModule.from_pretrained(str(path))
+    except Exception as e:  # noqa: BLE001 - corrupt or mismatched weights: one line naming the folder
+        raise ParamsError(f"{path}: cannot load the model ({type(e).__name__}: {first_line(e)})") from e
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """config.json and the safetensors weights of a hub model, in the local hub cache; the
+    folder that holds them. Pickled weights are never downloaded."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        config = hf_hub_download(repo_id, "config.json")
+        weights = hf_hub_download(repo_id, WEIGHTS_FILE)
+    except Exception as e:  # noqa: BLE001 - offline, unknown id, no safetensors: all one line
+        raise ParamsError(f"param finetune.init_from: cannot load {repo_id} from the Hugging Face hub "
+                          f"({type(e).__name__}: {first_line(e)}); offline, download it once where there is network "
+                          f"(`huggingface-cli download {repo_id} config.json {WEIGHTS_FILE} --local-dir models/hub`) "
+                          "and set finetune.init_from to that local folder") from e
+    if Path(config).parent != Path(weights).parent:
+        raise ParamsError(f"param finetune.init_from: {repo_id}: config.json and {WEIGHTS_FILE} came from different "
+                          "revisions; retry")
+    return Path(weights).parent
 
 
 def check_window_fits(module: MoiraiModule, knobs: Knobs, variates: int) -> None:

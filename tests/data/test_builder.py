@@ -4,9 +4,8 @@ import pandas as pd
 import pytest
 
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder, split_bounds, window_plan
-from finmoirai.params import tokens_per_window
-from finmoirai.params import SplitConfig
 from finmoirai.data.targets import CALENDAR_COLUMNS, calendar_features
+from finmoirai.params import SplitConfig, tokens_per_window
 from tests.helpers import COVARIATES, RETURN_COVARIATES, write_feature_dir
 
 SPLIT = SplitConfig("2018-10-01", "2018-10-15")
@@ -79,7 +78,7 @@ def test_unobserved_bars_become_nan_targets(built):
 
 
 def test_no_temp_dir_left_and_stale_one_removed(tmp_path):
-    features = write_feature_dir(tmp_path / "features", {"AAA": 800})
+    features = write_feature_dir(tmp_path / "features", {"AAA": 1200})
     out = tmp_path / "datasets"
     (out / ".tmp" / "batch-00000-dead").mkdir(parents=True)  # left by a killed run
     IterativeFinancialDatasetBuilder(out).build_dataset(features, SPLIT)
@@ -87,7 +86,7 @@ def test_no_temp_dir_left_and_stale_one_removed(tmp_path):
 
 
 def test_temp_dir_removed_on_error(tmp_path):
-    features = write_feature_dir(tmp_path / "features", {"AAA": 800, "BBB": 800})
+    features = write_feature_dir(tmp_path / "features", {"AAA": 1200, "BBB": 1200})
     (features / "BBB.parquet").write_bytes(b"not a parquet file")
     out = tmp_path / "datasets"
     with pytest.raises(ValueError, match="BBB.parquet"):
@@ -96,7 +95,7 @@ def test_temp_dir_removed_on_error(tmp_path):
 
 
 def test_missing_covariate_column_is_named(tmp_path):
-    features = write_feature_dir(tmp_path / "features", {"AAA": 800})
+    features = write_feature_dir(tmp_path / "features", {"AAA": 1200})
     frame = pd.read_parquet(features / "AAA.parquet").drop(columns=["rsi_14"])
     frame.to_parquet(features / "AAA.parquet")
     with pytest.raises(ValueError, match="rsi_14"):
@@ -136,7 +135,7 @@ def test_test_period_never_reaches_training_or_validation_data(tmp_path):
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
 def test_temp_dir_removed_on_interrupt(tmp_path, monkeypatch, error):
-    features = write_feature_dir(tmp_path / "features", {"AAA": 800, "BBB": 800, "CCC": 800})
+    features = write_feature_dir(tmp_path / "features", {"AAA": 1200, "BBB": 1200, "CCC": 800})
     out = tmp_path / "datasets"
     calls = []
     real = IterativeFinancialDatasetBuilder._write_shard

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finmoirai.data.features import (    asset_features,
+from finmoirai.data.features import (
+    asset_features,
     compute_indicators,
     cross_asset,
     features,
@@ -163,7 +164,7 @@ def write_preprocessed(root: Path, frames: dict[str, pd.DataFrame], asset_class:
 
 def test_features_stage_outputs(tmp_path: Path) -> None:
     src = write_preprocessed(tmp_path / "pre", {"AAA": frame(0), "BBB": frame(1)})
-    manifest = features(src, SPLIT, CFG, tmp_path / "feat")
+    manifest = features(src, SPLIT, CFG, tmp_path / "feat", "fail")
     cov = manifest["covariates"]
     assert cov[:5] == ["open", "high", "low", "log_volume", "EMA_10"]
     assert cov[-6:] == ["mkt_corr", "mkt_beta", "mkt_relstr", "regime_trending", "regime_ranging", "regime_volatile"]
@@ -192,17 +193,18 @@ def test_features_stage_outputs(tmp_path: Path) -> None:
 def test_features_stage_proxy_errors(tmp_path: Path) -> None:
     src = write_preprocessed(tmp_path / "pre", {"BBB": frame(1)})
     with pytest.raises(ValueError, match="AAA.*crypto.*not extracted"):
-        features(src, SPLIT, CFG, tmp_path / "feat")
+        features(src, SPLIT, CFG, tmp_path / "feat", "fail")
     no_class = FeaturesConfig(**{**RAW, "market_proxy": {"fx": "EURUSD"}})
     with pytest.raises(ParamsError, match="no proxy for asset class crypto"):
-        features(src, SPLIT, no_class, tmp_path / "feat")
+        features(src, SPLIT, no_class, tmp_path / "feat", "fail")
 
 
 def test_features_stage_all_nan_covariate_is_an_error(tmp_path: Path) -> None:
     src = write_preprocessed(tmp_path / "pre", {"AAA": frame(0, n=250)})
     wide = FeaturesConfig(**{**RAW, "cross_window": 600})
-    with pytest.raises(ValueError, match="asset AAA: covariate column mkt_corr is all NaN"):
-        features(src, SPLIT, wide, tmp_path / "feat")
+    with pytest.raises(ValueError, match="asset AAA: covariate mkt_corr is all NaN: the asset has 250 bars, "
+                                         "too few for features.cross_window=600"):
+        features(src, SPLIT, wide, tmp_path / "feat", "fail")
 
 
 def test_features_task_pickles_for_worker_processes(tmp_path: Path) -> None:
@@ -213,10 +215,11 @@ def test_features_task_pickles_for_worker_processes(tmp_path: Path) -> None:
 
     src = write_preprocessed(tmp_path / "pre", {"AAA": frame(0), "BBB": frame(1)})
     (tmp_path / "feat").mkdir()
-    task = functools.partial(_features_task, in_dir=src, out_dir=tmp_path / "feat", split=SPLIT, cfg=CFG)
+    task = functools.partial(_features_task, in_dir=src, out_dir=tmp_path / "feat", split=SPLIT, cfg=CFG,
+                             on_bad_asset="fail")
     scalers = json.loads((src / "scalers.json").read_text())
     sets, _, _ = pickle.loads(pickle.dumps(task))(({"symbol": "BBB", "asset_class": "crypto"}, scalers["BBB"]))
-    inline = features(src, SPLIT, CFG, tmp_path / "inline")
+    inline = features(src, SPLIT, CFG, tmp_path / "inline", "fail")
     assert sets == {"level": inline["covariates"], "log_return": inline["return_covariates"]}
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "feat/BBB.parquet"),
                                   pd.read_parquet(tmp_path / "inline/BBB.parquet"))

@@ -134,7 +134,7 @@ def test_extract_filters_partitions_and_writes_manifest(lake: Path, tmp_path: Pa
     out = tmp_path / "out"
     out.mkdir()
     (out / "STALE.parquet").write_text("old")
-    manifest = extract(lake, cfg(asset_classes=["crypto"], years=[2018]), out)
+    manifest = extract(lake, cfg(asset_classes=["crypto"], years=[2018]), out, strict=True, naive_timezone=None)
     assert sorted(p.name for p in out.iterdir()) == ["AAA.parquet", "BBB.parquet", "manifest.json"]
     assert json.loads((out / "manifest.json").read_text()) == {"assets": manifest}
     aaa = next(a for a in manifest if a["symbol"] == "AAA")
@@ -147,7 +147,7 @@ def test_extract_filters_partitions_and_writes_manifest(lake: Path, tmp_path: Pa
 
 
 def test_extract_symbol_filter_and_years(lake: Path, tmp_path: Path) -> None:
-    manifest = extract(lake, cfg(symbols=["AAA"]), tmp_path / "out")
+    manifest = extract(lake, cfg(symbols=["AAA"]), tmp_path / "out", strict=True, naive_timezone=None)
     assert [(a["symbol"], a["rows"]) for a in manifest] == [("AAA", 10)]
 
 
@@ -158,20 +158,20 @@ def test_lake_years_lists_the_selected_partitions_only(lake: Path) -> None:
 
 def test_extract_unknown_symbol_names_it_and_lists_available(lake: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"ZZZ.*available: AAA, BBB, CCC"):
-        extract(lake, cfg(symbols=["AAA", "ZZZ"]), tmp_path / "out")
+        extract(lake, cfg(symbols=["AAA", "ZZZ"]), tmp_path / "out", strict=True, naive_timezone=None)
 
 
 def test_extract_empty_selection_says_what_was_asked(lake: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"empty selection.*equity.*2030"):
-        extract(lake, cfg(asset_classes=["equity"], years=[2030]), tmp_path / "out")
+        extract(lake, cfg(asset_classes=["equity"], years=[2030]), tmp_path / "out", strict=True, naive_timezone=None)
 
 
 def test_extract_missing_lake(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="nowhere"):
-        extract(tmp_path / "nowhere", cfg(), tmp_path / "out")
+        extract(tmp_path / "nowhere", cfg(), tmp_path / "out", strict=True, naive_timezone=None)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no parquet files"):
-        extract(tmp_path / "empty", cfg(), tmp_path / "out")
+        extract(tmp_path / "empty", cfg(), tmp_path / "out", strict=True, naive_timezone=None)
 
 
 def test_extract_missing_column_names_column_and_symbol(lake: Path, tmp_path: Path) -> None:
@@ -179,20 +179,20 @@ def test_extract_missing_column_names_column_and_symbol(lake: Path, tmp_path: Pa
     d.mkdir(parents=True)
     pl.from_pandas(bars("2018-01-01", 3).drop(columns="volume")).write_parquet(d / "data.parquet")
     with pytest.raises(ValueError, match="column volume.*DDD|DDD.*column volume"):
-        extract(lake, cfg(symbols=["DDD"]), tmp_path / "out")
+        extract(lake, cfg(symbols=["DDD"]), tmp_path / "out", strict=True, naive_timezone=None)
 
 
 def test_extract_corrupt_parquet_names_the_file(lake: Path, tmp_path: Path) -> None:
     bad = lake / "asset_class=crypto/frequency=1h/symbol=BBB/year=2018/data.parquet"
     bad.write_bytes(b"this is not parquet")
     with pytest.raises(ValueError, match="symbol=BBB"):
-        extract(lake, cfg(), tmp_path / "out")
+        extract(lake, cfg(), tmp_path / "out", strict=True, naive_timezone=None)
 
 
 def test_extract_symbol_under_two_asset_classes(lake: Path, tmp_path: Path) -> None:
     write_partitions(lake, "fx", "AAA", bars("2018-03-01", 3))
     with pytest.raises(ValueError, match="AAA.*two asset classes|two asset classes.*AAA"):
-        extract(lake, cfg(), tmp_path / "out")
+        extract(lake, cfg(), tmp_path / "out", strict=True, naive_timezone=None)
 
 
 def test_extract_reads_only_selected_partitions(lake: Path, tmp_path: Path) -> None:
@@ -203,7 +203,8 @@ def test_extract_reads_only_selected_partitions(lake: Path, tmp_path: Path) -> N
     old = lake / "asset_class=crypto/frequency=1h/symbol=AAA/year=2017"
     old.mkdir(parents=True)
     (old / "data.parquet").write_bytes(b"unselected year")
-    manifest = extract(lake, cfg(asset_classes=["crypto"], symbols=["AAA"], years=[2018, 2019]), tmp_path / "out")
+    manifest = extract(lake, cfg(asset_classes=["crypto"], symbols=["AAA"], years=[2018, 2019]), tmp_path / "out",
+                       strict=True, naive_timezone=None)
     assert [(a["symbol"], a["rows"]) for a in manifest] == [("AAA", 10)]
 
 
@@ -211,7 +212,7 @@ def test_extract_keeps_row_order_for_preprocess_to_report(tmp_path: Path) -> Non
     df = bars("2018-01-01", 6)
     df = df.iloc[[0, 2, 1, 3, 3, 4, 5]].reset_index(drop=True)  # out of order and a duplicate
     write_partitions(tmp_path / "lake", "crypto", "AAA", df, sort=False)
-    manifest = extract(tmp_path / "lake", cfg(), tmp_path / "out")
+    manifest = extract(tmp_path / "lake", cfg(), tmp_path / "out", strict=True, naive_timezone=None)
     out = pd.read_parquet(tmp_path / "out" / "AAA.parquet")
     assert out["timestamp"].tolist() == df["timestamp"].tolist()
     assert manifest[0]["first"] == "2018-01-01T00:00:00+00:00" and manifest[0]["last"] == "2018-01-01T05:00:00+00:00"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -18,6 +19,7 @@ from finmoirai.data.preprocessing import (
     preprocess,
     trading_grid,
 )
+from finmoirai.errors import DataError
 from finmoirai.params import ParamsError, PreprocessConfig, SplitConfig, parse_section
 from tests.helpers import preprocess_config
 
@@ -185,7 +187,8 @@ def test_scaler_round_trip(transform: str) -> None:
 
 
 def test_preprocess_config_validation() -> None:
-    raw = {"max_fill_bars": 6, "outlier_window": 2, "outlier_threshold": 10.0, "min_train_rows": 5, "workers": 1}
+    raw = {"max_fill_bars": 6, "outlier_window": 2, "outlier_threshold": 10.0, "min_train_rows": 5, "workers": 1,
+           "on_bad_asset": "fail"}
     with pytest.raises(ParamsError, match="preprocess.outlier_window"):
         parse_section(PreprocessConfig, raw, "preprocess")
 
@@ -204,7 +207,9 @@ def test_preprocess_stage_outputs(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING):
         result = preprocess(src, SPLIT, CFG, tmp_path / "pre")
     out = tmp_path / "pre"
-    assert "OLD has no test rows" in caplog.text
+    assert "OLD has no test rows (data ends before the test period); it trains but cannot be scored" in caplog.text
+    with pytest.raises(DataError, match=r"^no asset has bars in the test period from 2018-02-01 \(split.val_end\); "):
+        preprocess(src, dataclasses.replace(SPLIT, val_end="2018-02-01"), CFG, tmp_path / "pre2")
     df = pd.read_parquet(out / "AAA.parquet")
     assert list(df.columns) == ["timestamp", *COLS, "observed"] and df["observed"].dtype == bool
     quality = json.loads((out / "quality.json").read_text())

@@ -55,7 +55,7 @@ def report(tmp_path: Path) -> tuple[dict, Path]:
     write_partitions(lake, "crypto", "OK", clean_bars("2018-01-01", 14 * 24, seed=2), sort=False)
     fx = clean_bars("2018-01-01", 14 * 24, seed=3)  # two fx weekends: 2 x 48 off-calendar bars
     write_partitions(lake, "fx", "FXX", fx, sort=False)
-    extract(lake, ExtractConfig(["crypto", "fx"], "1h", [2018], []), tmp_path / "ext")
+    extract(lake, ExtractConfig(["crypto", "fx"], "1h", [2018], []), tmp_path / "ext", strict=True, naive_timezone=None)
     metrics = tmp_path / "metrics" / "data_quality.json"
     preprocess(tmp_path / "ext", SPLIT, CFG, tmp_path / "pre", metrics_path=metrics)
     return json.loads((tmp_path / "pre" / "quality_report.json").read_text()), tmp_path

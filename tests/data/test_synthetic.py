@@ -17,7 +17,6 @@ from finmoirai.params import (
     ExtractConfig,
     LakeConfig,
     ParamsError,
-    PreprocessConfig,
     SyntheticConfig,
     parse_section,
     shipped_section,
@@ -25,6 +24,7 @@ from finmoirai.params import (
 from tests.helpers import preprocess_config, synthetic_config
 
 CLEAN = {"gap_rate": 0.0, "bad_bar_rate": 0.0}
+CLEAN_CFG = preprocess_config(max_fill_bars=6, outlier_window=48, outlier_threshold=10.0, min_train_rows=10)
 
 
 def read_lake(root: Path) -> pd.DataFrame:
@@ -89,7 +89,7 @@ def test_ohlc_consistent_when_clean(clean_lake: pd.DataFrame) -> None:
     assert (df["low"] <= df[["open", "close", "high"]].min(axis=1)).all()
     assert (df["low"] > 0).all() and (df["volume"] > 0).all()
     out, q = clean_asset(df[df["symbol"] == "CRY0002"].drop(columns=["symbol", "asset_class", "frequency", "year"]),
-                         "crypto", preprocess_config(max_fill_bars=6, outlier_window=48, outlier_threshold=10.0, min_train_rows=10))
+                         "crypto", CLEAN_CFG)
     assert q["gaps_filled"] == q["inconsistent_high_low"] == q["duplicate_timestamps"] == 0
 
 
@@ -137,11 +137,11 @@ def test_planted_defects_are_found_by_preprocess(tmp_path: Path) -> None:
     planted = summary["planted"]
     assert all(planted[k] > 0 for k in planted), planted
     ecfg = ExtractConfig(["crypto"], "1h", years_covered(cfg), [])
-    manifest = extract(tmp_path / "lake", ecfg, tmp_path / "ext")
+    manifest = extract(tmp_path / "lake", ecfg, tmp_path / "ext", strict=True, naive_timezone=None)
     total: dict[str, int] = {}
     for asset in manifest:
         raw = pd.read_parquet(tmp_path / "ext" / f"{asset['symbol']}.parquet")
-        _, q = clean_asset(raw, "crypto", preprocess_config(max_fill_bars=6, outlier_window=48, outlier_threshold=10.0, min_train_rows=10))
+        _, q = clean_asset(raw, "crypto", CLEAN_CFG)
         for k, v in q.items():
             total[k] = total.get(k, 0) + v
     assert total["duplicate_timestamps"] == planted["duplicate_timestamp"]
@@ -161,7 +161,8 @@ def test_config_validation_and_lake_source() -> None:
     with pytest.raises(ParamsError, match="lake.synthetic: unknown key"):
         shipped_section(LakeConfig, "lake", synthetic={**_shipped_synthetic(), "n": 3})
     with pytest.raises(ParamsError, match="lake.synthetic.start is missing"):
-        parse_section(LakeConfig, {"path": "data/lake", "source": "synthetic", "synthetic": {"assets": 3}}, "lake")
+        parse_section(LakeConfig, {"path": "data/lake", "source": "synthetic", "synthetic": {"assets": 3},
+                                   "strict": True, "naive_timezone": None}, "lake")
     lake = shipped_section(LakeConfig, "lake", source="synthetic", synthetic={**_shipped_synthetic(), "assets": 3})
     assert isinstance(lake.synthetic, SyntheticConfig) and lake.synthetic.assets == 3
 
@@ -204,9 +205,12 @@ def test_build_adds_synthetic_assets_to_the_train_split_only(tmp_path: Path, mon
     split = section(params, SplitConfig, "split")
     real = synthetic_config(assets=2, start="2018-01-01", years=1, seed=9, class_mix={"crypto": 1.0})
     write_synthetic_lake(tmp_path / "real", real)
-    extract(tmp_path / "real", ExtractConfig(["crypto"], "1h", [2018], []), tmp_path / "ext")
-    preprocess(tmp_path / "ext", split, preprocess_config(max_fill_bars=6, outlier_window=48, outlier_threshold=10.0, min_train_rows=500), tmp_path / "pre")
-    features(tmp_path / "pre", split, section(params, FeaturesConfig, "features"), tmp_path / "data/features")
+    extract(tmp_path / "real", ExtractConfig(["crypto"], "1h", [2018], []), tmp_path / "ext", strict=True,
+            naive_timezone=None)
+    preprocess(tmp_path / "ext", split, preprocess_config(max_fill_bars=6, outlier_window=48, outlier_threshold=10.0,
+                                                          min_train_rows=500), tmp_path / "pre")
+    features(tmp_path / "pre", split, section(params, FeaturesConfig, "features"), tmp_path / "data/features",
+             "fail")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     build_stage.main(["data/features", "data/datasets"])

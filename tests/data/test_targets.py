@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from finmoirai.data.targets import calendar_features, log_returns, returns_to_prices, session_position
 from finmoirai.evaluation.calibration import window_quantile_loss
 from finmoirai.evaluation.metrics import gluonts_metrics
 from finmoirai.evaluation.series import Windows, load_series
-from finmoirai.data.targets import calendar_features, log_returns, returns_to_prices, session_position
 from tests.helpers import write_feature_dir
 
 

@@ -53,7 +53,7 @@ def evaluate_cfg(lake: Path, **overrides) -> EvaluateConfig:
 def score(lake: Path, work: Path, **overrides) -> pd.Timestamp:
     cfg = evaluate_cfg(lake, **overrides)
     return lake_features_for_scoring(lake, other_lake_selection(EXTRACT, cfg), cfg.test_start, PREPROCESS, FEATURES,
-                                     CONTEXT, HORIZON, work)
+                                     CONTEXT, HORIZON, work, strict=True, naive_timezone=None)
 
 
 def scalers(work: Path) -> tuple[dict, dict]:
