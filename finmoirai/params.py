@@ -141,6 +141,13 @@ TARGETS = ("level", "log_return")  # what Moirai forecasts (finmoirai/data/targe
 CLASSES = ("crypto", "fx", "equity")  # the asset classes with a trading calendar
 SOURCES = ("demo", "synthetic")  # what the lake stage writes
 BAD_ASSET_POLICIES = ("fail", "skip")  # preprocess.on_bad_asset
+# Lightning's names (tests/training/test_loops.py checks them against the installed Lightning),
+# listed here so that validating params.yaml does not import torch.
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameters_true", "fsdp", "deepspeed_stage_1",
+              "deepspeed_stage_2", "deepspeed_stage_3", "single_device")
+SINGLE_PROCESS_STRATEGIES = ("single_device",)
+PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 REQUIRED_CATEGORIES = ("trend", "momentum", "volatility", "volume")
 MIXTURE_COMPONENT_NAMES = ("student_t", "normal", "normal_fixed_scale", "laplace", "log_normal", "negative_binomial")
 BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
@@ -411,11 +418,29 @@ class TrainerConfig:
     accelerator: str
     devices: int
     num_nodes: int
+    strategy: str  # Lightning's distributed strategy: auto, ddp, fsdp, ... (devices x num_nodes processes)
+    precision: str  # 32-true, bf16-mixed (GPU or CPU), 16-mixed (GPU), ...
+    accumulate_grad_batches: int  # optimiser step every this many batches (a bigger effective batch)
+    num_workers: int  # DataLoader worker processes per training process; 0 = in the training process
     threads: int  # torch intra-op threads: fixed, because the result depends on it
 
     def validate_trainer(self, section: str) -> None:
+        require(self.accelerator in ACCELERATORS,
+                f"param {section}.accelerator: {self.accelerator!r} is not one of {', '.join(ACCELERATORS)}")
         require(self.devices >= 1, f"param {section}.devices: must be >= 1, got {self.devices}")
         require(self.num_nodes >= 1, f"param {section}.num_nodes: must be >= 1, got {self.num_nodes}")
+        require(self.strategy in STRATEGIES,
+                f"param {section}.strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        require(self.precision in PRECISIONS,
+                f"param {section}.precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        require(not (self.precision.startswith("16") and self.accelerator == "cpu"),
+                f"param {section}.precision: {self.precision} needs a GPU; on CPU use bf16-mixed or 32-true")
+        require(self.devices * self.num_nodes == 1 or self.strategy not in SINGLE_PROCESS_STRATEGIES,
+                f"param {section}.strategy: {self.strategy} runs one process, but devices x num_nodes = "
+                f"{self.devices * self.num_nodes}; use auto or ddp")
+        require(self.accumulate_grad_batches >= 1,
+                f"param {section}.accumulate_grad_batches: must be >= 1, got {self.accumulate_grad_batches}")
+        require(self.num_workers >= 0, f"param {section}.num_workers: must be >= 0, got {self.num_workers}")
         require(self.threads >= 1, f"param {section}.threads: must be >= 1, got {self.threads}")
 
 

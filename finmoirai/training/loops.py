@@ -100,6 +100,9 @@ def _trainer(cfg: TrainerConfig, live_dir: Path, seed: int, callbacks: list[L.Ca
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        accumulate_grad_batches=cfg.accumulate_grad_batches,
         logger=live_logger,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -129,6 +132,45 @@ def _final_metrics(trainer: L.Trainer) -> dict[str, float]:
     return out
 
 
+def pretrain_task(builder: IterativeFinancialDatasetBuilder, knobs: Knobs, model_cfg: ModelConfig,
+                  cfg: PretrainConfig) -> FinancialMoiraiPretrain:
+    """A fresh module in uni2ts's pre-training task (masking, mixture NLL, AdamW + warmup/cosine)."""
+    module = new_module(model_cfg, knobs.patch_size)
+    check_window_fits(module, knobs, num_variates(builder.manifest(), knobs.calendar))
+    return FinancialMoiraiPretrain(
+        min_patches=cfg.min_patches,
+        min_mask_ratio=cfg.min_mask_ratio,
+        max_mask_ratio=cfg.max_mask_ratio,
+        max_dim=cfg.max_dim,
+        num_training_steps=cfg.max_steps,
+        num_warmup_steps=cfg.warmup_steps,
+        module=module,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        log_on_step=True,
+        fixed_patch_size=knobs.patch_size,
+        known_future=knobs.calendar,
+    )
+
+
+def pretrain_loader(builder: IterativeFinancialDatasetBuilder, model: FinancialMoiraiPretrain, model_cfg: ModelConfig,
+                    cfg: PretrainConfig, dataset: Any = None) -> DataLoader:
+    """The pre-training batches: uni2ts's transform chain per series, packed `model.max_seq_len`
+    tokens per row, `cfg.batch_size` rows, cycling. `dataset` replaces the training split's
+    dataset (the throughput benchmark wraps it with timers)."""
+    return DataLoader(
+        dataset if dataset is not None else builder.load_dataset(model.train_transform_map),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        cycle=True,
+        num_batches_per_epoch=cfg.val_check_interval,
+        collate_fn=_seq_collate(model, model_cfg.max_seq_len, pack=True),
+        drop_last=False,
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+    )
+
+
 def pretrain(
     builder: IterativeFinancialDatasetBuilder,
     knobs: Knobs,
@@ -143,33 +185,10 @@ def pretrain(
             f"own root mean square would hide every move); set model.scaler: std or target: log_return")
     torch.set_num_threads(cfg.threads)
     L.seed_everything(knobs.seed, workers=True)
-    module = new_module(model_cfg, knobs.patch_size)
-    check_window_fits(module, knobs, num_variates(builder.manifest(), knobs.calendar))
-    model = FinancialMoiraiPretrain(
-        min_patches=cfg.min_patches,
-        min_mask_ratio=cfg.min_mask_ratio,
-        max_mask_ratio=cfg.max_mask_ratio,
-        max_dim=cfg.max_dim,
-        num_training_steps=cfg.max_steps,
-        num_warmup_steps=cfg.warmup_steps,
-        module=module,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        log_on_step=True,
-        fixed_patch_size=knobs.patch_size,
-        known_future=knobs.calendar,
-    )
-    train_data = builder.load_dataset(model.train_transform_map)
-    train_loader = DataLoader(
-        train_data,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        cycle=True,
-        num_batches_per_epoch=cfg.val_check_interval,
-        collate_fn=_seq_collate(model, model_cfg.max_seq_len, pack=True),
-        drop_last=False,
-    )
-    val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
+    model = pretrain_task(builder, knobs, model_cfg, cfg)
+    train_loader = pretrain_loader(builder, model, model_cfg, cfg)
+    val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size,
+                                num_workers=cfg.num_workers)
     # Pre-training keeps its final weights (validation NLL is monitored and reported, not
     # used to pick a checkpoint: an early, barely trained minimum is not a better start).
     best = BestWeights(VAL_NLL, restore=False)
@@ -181,7 +200,8 @@ def pretrain(
     return _save(model, best, trainer, out_dir, started, config)
 
 
-def _window_loader(builder, split, model, knobs: Knobs, distance: int, batch_size: int, shuffle: bool = False):
+def _window_loader(builder, split, model, knobs: Knobs, distance: int, batch_size: int, shuffle: bool = False,
+                   num_workers: int = 0):
     """`batch_size` windows per step. Every window has the same token count, so padding
     to exactly that count wastes nothing (packing would merge a whole epoch into one step)."""
     variates = num_variates(builder.manifest(), knobs.calendar)
@@ -200,6 +220,8 @@ def _window_loader(builder, split, model, knobs: Knobs, distance: int, batch_siz
         shuffle=shuffle,
         collate_fn=_seq_collate(model, max_len, pack=False),
         drop_last=False,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
     )
 
 
@@ -228,8 +250,10 @@ def finetune(
         patch_size=knobs.patch_size,
         known_future=knobs.calendar,
     )
-    train_loader = _window_loader(builder, "train", model, knobs, cfg.train_distance, cfg.batch_size, shuffle=True)
-    val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size)
+    train_loader = _window_loader(builder, "train", model, knobs, cfg.train_distance, cfg.batch_size, shuffle=True,
+                                  num_workers=cfg.num_workers)
+    val_loader = _window_loader(builder, "val", model, knobs, knobs.prediction_length, cfg.batch_size,
+                                num_workers=cfg.num_workers)
     best = BestWeights(VAL_NLL)
     stopper = L.pytorch.callbacks.EarlyStopping(monitor=VAL_NLL, patience=cfg.patience, mode="min")
     trainer = _trainer(cfg, live_dir, knobs.seed, [best, stopper], max_epochs=cfg.max_epochs, log_every_n_steps=1,
