@@ -22,7 +22,7 @@ import pandas as pd
 import pandas_ta as ta
 import yaml
 
-from finmoirai.errors import FinMoiraiError
+from finmoirai.errors import DataError, FinMoiraiError
 
 T = TypeVar("T")
 
@@ -287,6 +287,21 @@ class SplitConfig:
         `test_start`. Built directly rather than parsed, so the user's `split` section keeps
         its strict train_end < val_end check."""
         return cls(train_end=test_start, val_end=test_start)
+
+    def require_bars(self, rows: typing.Iterable[dict[str, int]], periods: tuple[str, ...]) -> None:
+        """Validation picks the recipe and test scores it: when no asset (`rows`: per asset, its
+        `val_rows` and `test_rows`) has a bar in one of `periods`, stop with the period's dates,
+        not at training time with a missing dataset. An empty validation period (evaluate's
+        warm-up split) asks for nothing."""
+        rows = list(rows)
+        names = {"val": f"validation period {self.train_end} .. {self.val_end} (split.train_end .. split.val_end)",
+                 "test": f"test period from {self.val_end} (split.val_end)"}
+        for period in periods:
+            if period == "val" and not self.train_end_ts < self.val_end_ts:
+                continue
+            if not sum(r[f"{period}_rows"] for r in rows):
+                raise DataError(f"no asset has bars in the {names[period]}; move the split dates inside the data, "
+                                "or extract other years")
 
     @property
     def train_end_ts(self) -> pd.Timestamp:

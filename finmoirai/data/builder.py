@@ -73,17 +73,6 @@ def hf_features(num_covariates: int) -> datasets.Features:
     )
 
 
-def check_split_rows(assets: list[dict[str, Any]], split: SplitConfig) -> None:
-    """Validation picks the recipe and test scores it: a dataset without a bar in either period
-    is an error here, naming the period, rather than a missing folder at training time."""
-    periods = {"val": f"validation period {split.train_end} .. {split.val_end} (split.train_end .. split.val_end)",
-               "test": f"test period from {split.val_end} (split.val_end)"}
-    for name, period in periods.items():
-        if not sum(a[f"{name}_rows"] for a in assets):
-            raise DataError(f"no asset has bars in the {period}; the assets' bars end before it: move the split "
-                            "dates inside the data, or extract later years")
-
-
 def split_bounds(timestamps: pd.Series, split: SplitConfig) -> dict[str, tuple[int, int]]:
     """(split_start, end) row indices per split: train [0, a), val [a, b), test [b, n)."""
     ts = pd.DatetimeIndex(timestamps)
@@ -210,7 +199,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
         batches = [symbols[i : i + self.batch_size] for i in range(0, len(symbols), self.batch_size)]
         for index, batch in enumerate(tqdm(batches, desc="build batches", unit="batch")):
             assets.extend(self._build_batch(index, batch, features_dir, covariates, classes, split))
-        check_split_rows(assets, split)
+        split.require_bars(assets, SPLITS[1:])  # val and test; preprocess checked them first
         summaries = {}
         for target in TARGETS:
             summaries[target] = {

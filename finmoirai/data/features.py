@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandas_ta as ta
-from tqdm import tqdm
 
 from finmoirai import write_parquet
 from finmoirai.data.lake import extract
-from finmoirai.data.parallel import map_assets, resolve_workers
+from finmoirai.data.parallel import kept_assets, map_assets, require_kept, resolve_workers
 from finmoirai.data.preprocessing import apply_scaler, preprocess, safe_std
 from finmoirai.data.targets import log_returns
 from finmoirai.errors import BadAsset, DataError, about_asset
@@ -285,13 +284,9 @@ def _too_short(column: str, df: pd.DataFrame, proxy: pd.DataFrame, cfg: Features
 
 
 def _indicator_columns(spec: dict) -> list[str]:
-    """The output columns of one indicator spec, found by running it on a short random walk."""
-    n = 500
-    close = pd.Series(100.0 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0, 0.01, n))))
-    bars = pd.DataFrame({"open": close, "high": close * 1.001, "low": close * 0.999, "close": close,
-                         "volume": 1.0 + close * 0})
+    """The output columns of one indicator spec, found by running it on a random walk."""
     try:
-        return list(compute_indicators(bars, [spec]).columns)
+        return list(compute_indicators(random_walk_bars(500), [spec]).columns)
     except Exception:  # noqa: BLE001 - only used to name a window in an error message
         return []
 
@@ -326,13 +321,8 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
     scalers, kept, skipped = {}, [], {}
     try:
         results = map_assets(task, [(asset, ohlcv_scalers[asset["symbol"]]) for asset in assets], workers)
-        for asset, result in zip(assets, tqdm(results, total=len(assets), desc="features", leave=False)):
+        for asset, (sets, scaler, first) in kept_assets(assets, results, "features", skipped):
             sym = asset["symbol"]
-            if isinstance(result, str):
-                logger.warning("%s: skipped (preprocess.on_bad_asset: skip): %s", sym, result)
-                skipped[sym] = result
-                continue
-            sets, scaler, first = result
             kept.append(asset)
             covariates = _check_columns(sym, sets["level"], covariates)
             return_covariates = _check_columns(sym, sets["log_return"], return_covariates)
@@ -341,9 +331,7 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
                         len(covariates), first)
     finally:
         _PROXIES.clear()
-    if not kept:
-        raise DataError(f"{in_dir}: every asset was skipped as bad (preprocess.on_bad_asset: skip): "
-                        + "; ".join(f"{sym}: {why}" for sym, why in skipped.items()))
+    require_kept(kept, skipped, in_dir)
     manifest = {"target": "close", "covariates": covariates, "return_covariates": return_covariates,
                 "assets": kept} | ({"skipped_assets": skipped} if skipped else {})
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -375,17 +363,23 @@ def _first_complete(timestamps: pd.Series, missing: np.ndarray) -> str:
     return str(timestamps[complete].iloc[0]) if complete.any() else "none"
 
 
+def random_walk_bars(n: int) -> pd.DataFrame:
+    """n hourly bars of a seeded random walk, every bar observed: the features code is run on it
+    to learn the columns a config produces, before (or without) any real data."""
+    rng = np.random.default_rng(0)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    spread = close * 0.002
+    return pd.DataFrame({"timestamp": pd.date_range("2000-01-01", periods=n, freq="h", tz="UTC"),
+                         "open": close, "high": close + spread, "low": close - spread, "close": close,
+                         "volume": rng.uniform(1.0, 2.0, n), "observed": True})
+
+
 def covariate_sets(cfg: FeaturesConfig) -> dict[str, list[str]]:
     """The covariate columns the features stage will write for `cfg`, per target
     representation, found by running the real code on a synthetic random walk. The token
     budget check (model.max_seq_len) needs the variate count before the data stages ran."""
     n = 2000
-    rng = np.random.default_rng(0)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-    spread = close * 0.002
-    df = pd.DataFrame({"timestamp": pd.date_range("2000-01-01", periods=n, freq="h", tz="UTC"),
-                       "open": close, "high": close + spread, "low": close - spread, "close": close,
-                       "volume": rng.uniform(1.0, 2.0, n), "observed": True})
+    df = random_walk_bars(n)
     split = SplitConfig(train_end=str(df["timestamp"].iloc[n // 2]), val_end=str(df["timestamp"].iloc[-1]))
     identity = {"mean": 0.0, "std": 1.0, "transform": "identity"}
     _, _, sets = asset_features(df, df, split, cfg, {c: identity for c in ("open", "high", "low", "close", "volume")})

@@ -6,11 +6,18 @@ by the assets in flight, never by the whole lake.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from tqdm import tqdm
+
+from finmoirai.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 AUTO_MIN_ASSETS = 16  # workers: 0 (auto) stays in one process below this many assets
 
@@ -47,3 +54,23 @@ def map_assets(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterat
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+
+
+def kept_assets(assets: Sequence[dict], results: Iterator[Any], desc: str,
+                skipped: dict[str, str]) -> Iterator[tuple[dict, Any]]:
+    """Each asset with its result, in order, behind a progress bar. A result that is a string is
+    why the asset was left out (`preprocess.on_bad_asset: skip`): it is logged and recorded in
+    `skipped` instead of yielded."""
+    for asset, result in zip(assets, tqdm(results, total=len(assets), desc=desc, leave=False)):
+        if isinstance(result, str):
+            logger.warning("%s: skipped (preprocess.on_bad_asset: skip): %s", asset["symbol"], result)
+            skipped[asset["symbol"]] = result
+            continue
+        yield asset, result
+
+
+def require_kept(kept: Sequence[Any], skipped: dict[str, str], where: Any) -> None:
+    """One line when a stage skipped every asset it had."""
+    if not kept:
+        raise DataError(f"{where}: every asset was skipped as bad (preprocess.on_bad_asset: skip): "
+                        + "; ".join(f"{sym}: {why}" for sym, why in skipped.items()))

@@ -17,11 +17,10 @@ from typing import Any
 import numba
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from finmoirai import write_json, write_parquet
-from finmoirai.data.parallel import map_assets, resolve_workers
-from finmoirai.errors import BadAsset, DataError, about_asset
+from finmoirai.data.parallel import kept_assets, map_assets, require_kept, resolve_workers
+from finmoirai.errors import BadAsset, about_asset
 from finmoirai.params import PreprocessConfig, SplitConfig
 
 logger = logging.getLogger(__name__)
@@ -359,20 +358,6 @@ def split_counts(ts: pd.Series, split: SplitConfig) -> dict[str, int]:
 SCORED_PERIODS = ("val", "test")  # the periods the main pipeline needs bars in (some asset's, at least)
 
 
-def check_periods(quality: dict[str, dict[str, int]], split: SplitConfig, periods: tuple[str, ...]) -> None:
-    """Validation picks the recipe and test scores it: when no asset has a bar in one of them,
-    stop here with the period's dates, not at training time with a missing dataset. (One asset
-    without them is fine: it still trains, and the log says it cannot be scored.)"""
-    names = {"val": f"validation period {split.train_end} .. {split.val_end} (split.train_end .. split.val_end)",
-             "test": f"test period from {split.val_end} (split.val_end)"}
-    for period in periods:
-        if period == "val" and not split.train_end_ts < split.val_end_ts:
-            continue
-        if not sum(counts[f"{period}_rows"] for counts in quality.values()):
-            raise DataError(f"no asset has bars in the {names[period]}; move the split dates inside the data, "
-                            "or extract other years")
-
-
 def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
                    cfg: PreprocessConfig) -> tuple[dict[str, int], dict[str, Any]] | str:
     """Clean one extracted asset and write its parquet; returns (quality counts, scaler), or
@@ -411,20 +396,14 @@ def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, ou
     clean_one = functools.partial(preprocess_one, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg)
     scalers, quality, manifest, skipped = {}, {}, [], {}
     results = map_assets(clean_one, assets, workers)
-    for asset, result in zip(assets, tqdm(results, total=len(assets), desc="preprocess", leave=False)):
+    for asset, (counts, scaler) in kept_assets(assets, results, "preprocess", skipped):
         sym = asset["symbol"]
-        if isinstance(result, str):
-            logger.warning("%s: skipped (preprocess.on_bad_asset: skip): %s", sym, result)
-            skipped[sym] = result
-            continue
-        counts, scalers[sym] = result
+        scalers[sym] = scaler
         _log_asset(sym, counts)
         quality[sym] = counts
         manifest.append({**asset, "rows_out": counts["rows_out"]})
-    if not manifest:
-        raise DataError(f"{in_dir}: every asset was skipped as bad (preprocess.on_bad_asset: skip): "
-                        + "; ".join(f"{sym}: {why}" for sym, why in skipped.items()))
-    check_periods(quality, split, periods)
+    require_kept(manifest, skipped, in_dir)
+    split.require_bars(quality.values(), periods)
     write_json(out_dir / "scalers.json", scalers)
     write_json(out_dir / "manifest.json", {"assets": manifest} | ({"skipped_assets": skipped} if skipped else {}))
     write_json(out_dir / "quality.json", quality)
