@@ -88,7 +88,7 @@ def measure(builder, experiment, model_cfg: ModelConfig, cfg: PretrainConfig, st
     torch.set_num_threads(cfg.threads)
     L.seed_everything(experiment.seed, workers=True)
     model = pretrain_task(builder, experiment, model_cfg, cfg)
-    timed = TimedDataset(builder.load_dataset(model.train_transform_map))
+    timed = TimedDataset(builder.load_dataset(model.train_transform_map, cfg.synthetic_share))
     loader = iter(pretrain_loader(builder, model, model_cfg, cfg, dataset=timed))
     opt, scheduler = optimiser(model)
     model.train()

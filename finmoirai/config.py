@@ -94,6 +94,10 @@ def validate_params(params: dict[str, Any]) -> dict[str, Any]:
     missing = [c for c in parsed["extract"].asset_classes if c not in proxies]
     require(not missing, f"param features.market_proxy: no proxy for asset class(es) {', '.join(missing)} "
                          f"of extract.asset_classes")
+    share = parsed["pretrain"].synthetic_share
+    require(not share or parsed["build"].synthetic_assets > 0,
+            f"param pretrain.synthetic_share: {share} draws from a synthetic corpus, but build.synthetic_assets is 0; "
+            f"set build.synthetic_assets > 0, or synthetic_share: null")
     covariates = covariate_sets(parsed["features"])[experiment.target]
     variates = 1 + len(covariates) + (len(CALENDAR_COLUMNS) if experiment.calendar else 0)
     check_token_budget(experiment, variates, model.max_seq_len)

@@ -471,9 +471,12 @@ class PretrainConfig(TrainerConfig):
     max_mask_ratio: float
     max_dim: int
     val_check_interval: int
+    synthetic_share: float | None  # share of draws from the synthetic corpus (None: one pool with the real assets)
 
     def validate(self) -> None:
         self.validate_trainer("pretrain")
+        require(self.synthetic_share is None or 0 <= self.synthetic_share <= 1,
+                f"param pretrain.synthetic_share: null or a number in [0, 1], got {self.synthetic_share!r}")
         require(self.max_steps >= 1, f"param pretrain.max_steps: must be >= 1, got {self.max_steps}")
         require(0 <= self.warmup_steps <= self.max_steps,
                 f"param pretrain.warmup_steps: must be in [0, max_steps={self.max_steps}], got {self.warmup_steps}")

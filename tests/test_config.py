@@ -62,6 +62,15 @@ def test_a_typo_anywhere_fails_in_any_stage() -> None:
         validate_params(changed(features__market_proxy={"crypto": "BTC", "fx": "EURUSD"}))
 
 
+def test_a_synthetic_share_needs_a_synthetic_corpus() -> None:
+    with pytest.raises(ParamsError, match=r"pretrain.synthetic_share: 0.3 .* build.synthetic_assets is 0"):
+        validate_params(changed(pretrain__synthetic_share=0.3))
+    with pytest.raises(ParamsError, match=r"pretrain.synthetic_share: null or a number in \[0, 1\], got 1.5"):
+        validate_params(changed(pretrain__synthetic_share=1.5, build__synthetic_assets=10))
+    validate_params(changed(pretrain__synthetic_share=0.3, build__synthetic_assets=10))
+    validate_params(changed(pretrain__synthetic_share=0))  # the real-only control needs no corpus
+
+
 def test_every_stage_declares_sections_that_exist() -> None:
     for stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]:
         for name in declared_params(stage, REPO / "dvc.yaml"):

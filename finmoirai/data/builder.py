@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 FREQ = "h"
 TMP_DIR_NAME = ".tmp"
+MIXTURE_DRAWS = 10_000  # size of a real + synthetic pre-training mix: its share is exact to 1 / MIXTURE_DRAWS
 
 
 def hf_features(num_covariates: int) -> datasets.Features:
@@ -192,6 +193,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
         manifest = json.loads((features_dir / "manifest.json").read_text())
         covariates = {target: list(manifest[key]) for target, (_, key) in TARGET_COLUMNS.items()}
         classes = {a["symbol"]: a.get("asset_class", "") for a in manifest["assets"]}
+        synthetic = {a["symbol"] for a in manifest["assets"] if a.get("synthetic")}
         symbols = list(classes)
         require(len(symbols) > 0, f"{features_dir}/manifest.json lists no assets")
         self._reset_output()
@@ -199,6 +201,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
         batches = [symbols[i : i + self.batch_size] for i in range(0, len(symbols), self.batch_size)]
         for index, batch in enumerate(tqdm(batches, desc="build batches", unit="batch")):
             assets.extend(self._build_batch(index, batch, features_dir, covariates, classes, split))
+        assets = [a | {"synthetic": True} if a["symbol"] in synthetic else a for a in assets]
         split.require_bars(assets, SPLITS[1:])  # val and test; preprocess checked them first
         summaries = {}
         for target in TARGETS:
@@ -292,13 +295,44 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
             raise ValueError(f"{self.storage_path / split}: no dataset shards (run the build stage)")
         return datasets.concatenate_datasets([datasets.load_from_disk(str(p)) for p in parts])
 
-    def load_dataset(self, transform_map: dict[Any, Callable[..., Any]]) -> Dataset:
-        """Pre-training view: whole training histories, sampled in proportion to length."""
-        return TimeSeriesDataset(
-            HuggingFaceDatasetIndexer(self.hf_dataset("train")),
-            transform=transform_map["train"](),
-            sample_time_series=SampleTimeSeriesType.PROPORTIONAL,
-        )
+    def synthetic_items(self) -> set[str]:
+        """The item ids of the synthetic pre-training corpus (build.synthetic_assets)."""
+        return {a["symbol"] for a in self.manifest()["assets"] if a.get("synthetic")}
+
+    def load_dataset(self, transform_map: dict[Any, Callable[..., Any]],
+                     synthetic_share: float | None = None) -> Dataset:
+        """Pre-training view: whole training histories, each drawn in proportion to its length.
+
+        `synthetic_share` None: real and synthetic assets form one pool. A number: each draw
+        comes from the synthetic corpus with that probability and from the real assets
+        otherwise (still in proportion to length within each), through uni2ts's
+        `dataset_weight` on two datasets, so the mix is a sampling weight, not a count of assets.
+        0 trains exactly as if no corpus had been built."""
+        train = self.hf_dataset("train")
+        if synthetic_share is None:
+            return self._length_weighted(train, transform_map)
+        synthetic = self.synthetic_items()
+        if synthetic_share > 0 and not synthetic:
+            raise DataError(f"param pretrain.synthetic_share: {synthetic_share} but {self.storage_path} has no "
+                            f"synthetic assets; set build.synthetic_assets > 0, or synthetic_share: null")
+        is_synthetic = [item in synthetic for item in train["item_id"]]
+        real = train.select([i for i, s in enumerate(is_synthetic) if not s], keep_in_memory=True)
+        corpus = train.select([i for i, s in enumerate(is_synthetic) if s], keep_in_memory=True)
+        if synthetic_share == 0 or synthetic_share == 1:
+            return self._length_weighted(corpus if synthetic_share == 1 else real, transform_map)
+        synthetic_draws = round(MIXTURE_DRAWS * synthetic_share)
+        logger.info("pre-training draws: %.4f synthetic (%d synthetic, %d real assets)",
+                    synthetic_draws / MIXTURE_DRAWS, len(corpus), len(real))
+        return ConcatDataset([self._length_weighted(real, transform_map, (MIXTURE_DRAWS - synthetic_draws) / len(real)),
+                              self._length_weighted(corpus, transform_map, synthetic_draws / len(corpus))])
+
+    @staticmethod
+    def _length_weighted(dataset: datasets.Dataset, transform_map: dict[Any, Callable[..., Any]],
+                         weight: float = 1.0) -> TimeSeriesDataset:
+        """uni2ts's pre-training dataset: a series drawn in proportion to its length at every index;
+        `weight` scales its size, which sets its share in a ConcatDataset."""
+        return TimeSeriesDataset(HuggingFaceDatasetIndexer(dataset), transform=transform_map["train"](),
+                                 sample_time_series=SampleTimeSeriesType.PROPORTIONAL, dataset_weight=weight)
 
     def load_window_dataset(
         self,
@@ -309,15 +343,20 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
         patch_size: int,
         distance: int,
     ) -> Dataset:
-        """Fixed context/horizon windows per asset, forecasts starting inside `split` only.
+        """Fixed context/horizon windows per real asset, forecasts starting inside `split` only
+        (the synthetic corpus is for pre-training: fine-tuning adapts to the market it forecasts).
 
         uni2ts's window datasets assume one window count for all series; assets differ in
         length, so each asset gets its own windowed dataset and they are concatenated.
         """
         hf = self.hf_dataset(split)
+        synthetic = self.synthetic_items()
+        rows = [row for row, item in enumerate(hf["item_id"]) if item not in synthetic]
+        if len(rows) < len(hf):
+            logger.info("%s windows: real assets only, %d synthetic left to pre-training", split, len(hf) - len(rows))
         parts: list[Dataset] = []
         skipped: list[str] = []
-        for row in range(len(hf)):
+        for row in rows:
             one = hf.select([row])
             length = len(one[0]["target"])
             first, windows = window_plan(int(one[0]["split_start"]), length, context_length, prediction_length,

@@ -155,11 +155,12 @@ def pretrain_task(builder: IterativeFinancialDatasetBuilder, knobs: Knobs, model
 
 def pretrain_loader(builder: IterativeFinancialDatasetBuilder, model: FinancialMoiraiPretrain, model_cfg: ModelConfig,
                     cfg: PretrainConfig, dataset: Any = None) -> DataLoader:
-    """The pre-training batches: uni2ts's transform chain per series, packed `model.max_seq_len`
-    tokens per row, `cfg.batch_size` rows, cycling. `dataset` replaces the training split's
+    """The pre-training batches: uni2ts's transform chain per series (drawn with
+    `cfg.synthetic_share` from the synthetic corpus), packed `model.max_seq_len` tokens per row,
+    `cfg.batch_size` rows, cycling. `dataset` replaces the training split's
     dataset (the throughput benchmark wraps it with timers)."""
     return DataLoader(
-        dataset if dataset is not None else builder.load_dataset(model.train_transform_map),
+        dataset if dataset is not None else builder.load_dataset(model.train_transform_map, cfg.synthetic_share),
         batch_size=cfg.batch_size,
         shuffle=True,
         cycle=True,

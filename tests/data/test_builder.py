@@ -2,9 +2,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder, split_bounds, window_plan
 from finmoirai.data.targets import CALENDAR_COLUMNS, calendar_features
+from finmoirai.errors import DataError
 from finmoirai.params import SplitConfig, tokens_per_window
 from tests.helpers import COVARIATES, RETURN_COVARIATES, write_feature_dir
 
@@ -155,3 +157,67 @@ def test_temp_dir_removed_on_interrupt(tmp_path, monkeypatch, error):
     assert 1 in calls
     assert not (out / ".tmp").exists()
     assert list(out.glob("level/train/part-*"))  # the first batch was written before the interrupt
+
+
+@pytest.fixture
+def with_corpus(tmp_path):
+    """Two real assets and, merged in by the build stage's own code, a train-only synthetic corpus
+    of two assets (named syn_*)."""
+    from finmoirai.data.corpus import merge_features
+
+    real = write_feature_dir(tmp_path / "real", {"AAA": 1500, "BBB": 1200})
+    corpus = write_feature_dir(tmp_path / "corpus", {"AAA": 700, "CCC": 300}, start="2018-08-01", seed=5)
+    builder = IterativeFinancialDatasetBuilder(tmp_path / "datasets", batch_size=2)
+    builder.build_dataset(merge_features(real, corpus, tmp_path / "merged"), SPLIT)
+    return builder.for_target("log_return")
+
+
+IDENTITY = {"train": lambda: (lambda entry: entry)}  # keeps item_id, to see which series was drawn
+
+
+def drawn_items(dataset, draws: int, seed: int = 0) -> list[str]:
+    """Items drawn the way pre-training's loader draws them: a shuffled index, then uni2ts's own draw."""
+    np.random.seed(seed)
+    sampler = torch.utils.data.RandomSampler(dataset, num_samples=draws, generator=torch.Generator().manual_seed(seed))
+    return [str(dataset[i]["item_id"]) for i in sampler]
+
+
+def test_synthetic_corpus_is_flagged_in_the_manifest(with_corpus):
+    assert with_corpus.synthetic_items() == {"syn_AAA", "syn_CCC"}
+    flags = {a["symbol"]: a.get("synthetic", False) for a in with_corpus.manifest()["assets"]}
+    assert flags == {"AAA": False, "BBB": False, "syn_AAA": True, "syn_CCC": True}
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.6, 1.0])
+def test_synthetic_share_is_the_share_of_pretraining_draws(with_corpus, share):
+    """pretrain.synthetic_share sets the probability that a draw is synthetic, whatever the
+    corpus's size; within each part uni2ts still draws in proportion to length."""
+    items = drawn_items(with_corpus.load_dataset(IDENTITY, synthetic_share=share), 1500)
+    synthetic = [i for i in items if i.startswith("syn_")]
+    assert len(synthetic) / len(items) == pytest.approx(share, abs=0.04)
+    if 0 < share < 1:  # syn_AAA is 700 bars, syn_CCC 300: drawn 70 : 30
+        assert synthetic.count("syn_AAA") / len(synthetic) == pytest.approx(0.7, abs=0.06)
+
+
+def test_without_a_share_the_corpus_joins_the_length_weighted_pool(with_corpus):
+    items = drawn_items(with_corpus.load_dataset(IDENTITY), 1500)
+    train_rows = {a["symbol"]: a["train_rows"] for a in with_corpus.manifest()["assets"]}
+    expected = (train_rows["syn_AAA"] + train_rows["syn_CCC"]) / sum(train_rows.values())  # 1000 / 1682
+    assert sum(i.startswith("syn_") for i in items) / len(items) == pytest.approx(expected, abs=0.04)
+
+
+def test_fine_tuning_windows_are_real_only(with_corpus, tmp_path):
+    plain = IterativeFinancialDatasetBuilder(tmp_path / "plain", batch_size=2)
+    plain.build_dataset(tmp_path / "real", SPLIT)
+    transform = {"train": lambda **kwargs: (lambda entry: entry)}
+    windows = [b.load_window_dataset("train", transform, context_length=64, prediction_length=16, patch_size=16,
+                                     distance=16) for b in (with_corpus, plain.for_target("log_return"))]
+    assert len(windows[0]) == len(windows[1])
+    assert {str(w["item_id"]) for w in windows[0]} == {"AAA", "BBB"}
+
+
+def test_synthetic_share_without_a_corpus_is_named(built):
+    builder, _, _ = built
+    with pytest.raises(DataError, match=r"pretrain.synthetic_share: 0.3 .* no synthetic assets"):
+        builder.load_dataset(IDENTITY, synthetic_share=0.3)
+    assert len(builder.load_dataset(IDENTITY, synthetic_share=0.0)) == 3

@@ -150,3 +150,25 @@ def test_zero_mean_scaler_keeps_zero_at_zero_and_survives_save_and_load(tmp_path
     assert type(load_module(str(tmp_path / "m")).scaler).__name__ == "PackedStdScaler"
     with pytest.raises(ParamsError, match="model.scaler"):
         shipped_section(ModelConfig, "model", scaler="robust")
+
+
+def test_synthetic_share_zero_pretrains_exactly_as_without_a_corpus(builder, tmp_path):
+    """A corpus built but given share 0 changes nothing, so `dvc exp run -S pretrain.synthetic_share=...`
+    sweeps over one build, with 0 as the real-only control; a positive share trains on the mix."""
+    from finmoirai.data.corpus import merge_features
+
+    corpus = write_feature_dir(tmp_path / "corpus", {"SYN": 700}, start="2018-08-01", seed=3)
+    merged = merge_features(tmp_path / "features", corpus, tmp_path / "merged")
+    IterativeFinancialDatasetBuilder(tmp_path / "mixed", batch_size=1).build_dataset(merged, SplitConfig(
+        "2018-10-01", "2018-10-15"))
+    mixed = IterativeFinancialDatasetBuilder(tmp_path / "mixed").for_target("level")
+    model_cfg = shipped_section(ModelConfig, "model", max_seq_len=256, scaler="std")
+    weights = {}
+    for name, data, share in (("plain", builder, None), ("share0", mixed, 0.0), ("share05", mixed, 0.5)):
+        cfg = shipped_section(PretrainConfig, "pretrain", max_steps=3, warmup_steps=1, batch_size=4,
+                              val_check_interval=3, synthetic_share=share)
+        result = pretrain(data, KNOBS, model_cfg, cfg, tmp_path / name, tmp_path / f"live_{name}")
+        assert np.isfinite(result["best_val_nll"])
+        weights[name] = load_module(str(tmp_path / name)).state_dict()
+    assert all(torch.equal(weights["plain"][k], weights["share0"][k]) for k in weights["plain"])
+    assert any(not torch.equal(weights["plain"][k], weights["share05"][k]) for k in weights["plain"])
