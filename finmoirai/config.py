@@ -142,11 +142,8 @@ def stage_params(stage: str, path: str | Path = "params.yaml") -> dict[str, Any]
     """Start of a stage: logging, the whole params.yaml validated, the stage's own params
     logged as resolved. Returns the raw params for the stage to parse its sections."""
     setup_logging()
-    try:
-        params = load_params(path)
-        validate_params(params)
-    except ParamsError as e:  # one line naming the parameter, not a traceback
-        raise SystemExit(f"error: {e}") from None
+    params = load_params(path)
+    validate_params(params)  # a ParamsError: run_stage prints its one line
     sweep_stale_outputs()
     names = declared_params(stage) if Path("dvc.yaml").is_file() else sorted(params)
     mine = {}
