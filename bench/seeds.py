@@ -48,14 +48,12 @@ def apply_override(params: dict, assignment: str) -> None:
     node[leaf] = yaml.safe_load(raw)
 
 
-def work_dir(out: Path, params: dict, datasets: Path) -> Path:
-    """A directory that looks like the repo to the stage scripts: stages and built data linked
-    (the package itself is installed in the venv, `make setup`)."""
+def work_dir(out: Path, params: dict, data: Path, datasets: Path) -> Path:
+    """A directory that looks like the repo to the stage scripts: the built data linked (the
+    scripts run from this repo by their absolute path, the package is installed in the venv)."""
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "stages").exists():
-        (out / "stages").symlink_to(REPO / "stages")
     (out / "data").mkdir(exist_ok=True)
-    for name, source in (("features", REPO / "data" / "features"), ("preprocessed", REPO / "data" / "preprocessed"),
+    for name, source in (("features", data / "features"), ("preprocessed", data / "preprocessed"),
                          ("datasets", datasets)):
         link = out / "data" / name
         if not link.exists():
@@ -85,9 +83,9 @@ def evaluate(work: Path, params: dict, split: str) -> dict:
             "coverage_80": metrics["moirai"]["coverage_80"], "step1_vs_rw": ratio}
 
 
-def one_seed(out: Path, params: dict, seed: int, datasets: Path) -> dict:
+def one_seed(out: Path, params: dict, seed: int, data: Path, datasets: Path) -> dict:
     params = json.loads(json.dumps(params)) | {"seed": seed}
-    work = work_dir(out / f"seed-{seed}", params, datasets)
+    work = work_dir(out / f"seed-{seed}", params, data, datasets)
     started = time.monotonic()
     for stage in STAGES:
         run_stage(work, stage, f"{stage}.log")
@@ -107,15 +105,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path, default=Path("/tmp/finmoirai-seeds"))
     parser.add_argument("--json", type=Path, help="also write every figure here")
-    parser.add_argument("--datasets", type=Path, default=REPO / "data" / "datasets",
-                        help="built datasets to train on (e.g. a build with build.synthetic_assets > 0)")
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml",
+                        help="the params file the --set overrides apply to (the data must have been built with it)")
+    parser.add_argument("--data", type=Path, default=REPO / "data",
+                        help="the data stages' outputs: features/, preprocessed/ and datasets/ are used")
+    parser.add_argument("--datasets", type=Path, default=None,
+                        help="built datasets to train on instead of DATA/datasets (e.g. a build with "
+                             "build.synthetic_assets > 0)")
     args = parser.parse_args(argv)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = yaml.safe_load(args.params.read_text())
     for assignment in args.overrides:
         apply_override(params, assignment)
     results = {}
     for seed in args.seeds:
-        results[seed] = one_seed(args.out, params, seed, args.datasets)
+        results[seed] = one_seed(args.out, params, seed, args.data, args.datasets or args.data / "datasets")
         r = results[seed]
         print(f"seed {seed:>4}: " + "  ".join(
             f"{split} skill {r[split]['skill']:+.4f} [{r[split]['lo']:+.4f}, {r[split]['hi']:+.4f}] "

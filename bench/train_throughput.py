@@ -126,11 +126,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--patch-sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--modules", nargs="+", default=["default", "small"], choices=["default", "small"])
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml", help="the params file --set applies to")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override params.yaml, as dvc exp run -S (e.g. pretrain.num_workers=1)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # training_step's self.log without a Trainer, worker notices
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = yaml.safe_load(args.params.read_text())
     for assignment in args.set:
         apply_override(params, assignment)
     cfg = section(params, PretrainConfig, "pretrain")

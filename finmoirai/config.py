@@ -112,9 +112,13 @@ def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
 
 def stage_command(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
     """`stage`'s command in dvc.yaml as an argv for this interpreter (benchmarks and tests run
-    the stage scripts exactly as DVC does, with the paths written once, in dvc.yaml)."""
+    the stage scripts exactly as DVC does, with the paths written once, in dvc.yaml). The
+    script's path is made absolute (dvc.yaml's folder is the repo root), so the command runs
+    from any working directory; its data paths stay relative to that directory."""
     cmd = shlex.split(yaml.safe_load(Path(dvc_yaml).read_text())["stages"][stage]["cmd"])
-    return [sys.executable, *cmd[1:]] if cmd[0] == "python" else cmd
+    if cmd[0] != "python":
+        return cmd
+    return [sys.executable, str(Path(dvc_yaml).resolve().parent / cmd[1]), *cmd[2:]]
 
 
 def declared_outputs(dvc_yaml: str | Path = "dvc.yaml") -> list[Path]:

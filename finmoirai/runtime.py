@@ -22,7 +22,7 @@ import importlib.util
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from finmoirai.errors import FinMoiraiError, first_line
@@ -72,13 +72,34 @@ def pin_cpu_kernels() -> None:
 
 
 def kernels_pinned() -> bool:
-    """True when this process computes with the pinned kernels (numpy's dispatch included)."""
+    """True when this process computes with the pinned kernels: the variables are set, and
+    numpy runs no dispatch target above its SSE3 baseline (see `dispatch_above_baseline`)."""
     if any(os.environ.get(k) != v for k, v in DETERMINISTIC_KERNELS.items()):
         return False
-    from numpy._core._multiarray_umath import __cpu_features__
+    return not numpy_dispatch_above_baseline()
 
-    baseline = set(DETERMINISTIC_KERNELS["NPY_ENABLE_CPU_FEATURES"].split()) | {"MMX"}
-    return all(name in baseline for name, on in __cpu_features__.items() if on)
+
+def numpy_dispatch_above_baseline() -> list[str]:
+    """The dispatch targets above the baseline that this process's numpy can run or has chosen."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    from numpy.lib.introspect import opt_func_info
+
+    chosen = {sig["current"] for sigs in opt_func_info().values() for sig in sigs.values()}
+    return dispatch_above_baseline(__cpu_features__, __cpu_dispatch__, chosen)
+
+
+def dispatch_above_baseline(cpu_features: Mapping[str, bool], dispatch_targets: Iterable[str],
+                            chosen: Iterable[str] = ()) -> list[str]:
+    """numpy's dispatch targets (`__cpu_dispatch__`: SSE41, AVX2, AVX512F, AVX512_SKX, ...) whose
+    runtime flag is on, plus every target an optimised function has chosen (`opt_func_info`'s
+    "current") that is not the baseline. Empty means numpy computes with its baseline loops.
+
+    The raw `__cpu_features__` flags are not the question: under NPY_ENABLE_CPU_FEATURES numpy
+    turns off the dispatch targets, but leaves extension flags that are no target of their own
+    on (AVX512VL, AVX512BW, AVX512VNNI, ... on an AVX-512 CPU, with AVX512F off). numpy picks a
+    target only when that target's own flag is on, so those flags enable nothing."""
+    targets = [t for t in dispatch_targets if cpu_features.get(t, False)]
+    return targets + sorted({c for c in chosen if not c.startswith("baseline")} - set(targets))
 
 
 def start_stage(deterministic: bool) -> None:

@@ -4,15 +4,52 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
+from finmoirai.config import stage_command
 from finmoirai.data.lake import write_partitions
 from finmoirai.data.targets import log_returns
 from finmoirai.evaluation.series import AssetSeries
 from finmoirai.params import LakeConfig, PreprocessConfig, SyntheticConfig, shipped_section
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_STAGES = ("lake", "extract", "preprocess", "features", "build")
+# A 4-asset, 1-year synthetic lake (one asset per class and the crypto proxy) and its selection
+SMALL_LAKE = {
+    "lake": {"path": "data/lake", "source": "synthetic",
+             "synthetic": {"assets": 4, "start": "2018-01-01", "years": 1, "seed": 3}},
+    "extract": {"asset_classes": ["crypto", "fx", "equity"], "frequency": "1h", "years": [2018], "symbols": []},
+    "split": {"train_end": "2018-09-01", "val_end": "2018-11-01"},
+    "features": {"market_proxy": {"crypto": "CRY0000", "fx": "FXS0000", "equity": "EQT0000"}},
+}
+
+
+def run_small_data_stages(work: Path, env: dict[str, str] | None = None) -> Path:
+    """The repo's params with SMALL_LAKE merged in, written to `work`/params.yaml, and the five
+    data stage scripts run on them in `work`, in one fresh interpreter (as DVC runs them, with
+    their dvc.yaml command lines). Returns `work`, whose data/ then holds every data output."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    synthetic = {**params["lake"]["synthetic"], **SMALL_LAKE["lake"]["synthetic"]}
+    for key, value in SMALL_LAKE.items():
+        params[key] = {**params[key], **value}
+    params["lake"]["synthetic"] = synthetic
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    script = "import runpy, sys\n"
+    for stage in DATA_STAGES:
+        argv = stage_command(stage, REPO / "dvc.yaml")[1:]
+        script += f"sys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True, timeout=600,
+                          env=env if env is not None else dict(os.environ))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work
 
 
 def synthetic_config(**overrides) -> SyntheticConfig:

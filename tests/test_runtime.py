@@ -16,44 +16,20 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from finmoirai.config import stage_command
-from finmoirai.runtime import DETERMINISTIC_KERNELS, check_interpreter, kernels_pinned
+from finmoirai.runtime import DETERMINISTIC_KERNELS, check_interpreter, dispatch_above_baseline, kernels_pinned
+from tests.helpers import run_small_data_stages
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_STAGES = ("lake", "extract", "preprocess", "features", "build")
-SMALL = {
-    "lake": {"path": "data/lake", "source": "synthetic",
-             "synthetic": {"assets": 4, "start": "2018-01-01", "years": 1, "seed": 3}},
-    "extract": {"asset_classes": ["crypto", "fx", "equity"], "frequency": "1h", "years": [2018], "symbols": []},
-    "split": {"train_end": "2018-09-01", "val_end": "2018-11-01"},
-    "features": {"market_proxy": {"crypto": "CRY0000", "fx": "FXS0000", "equity": "EQT0000"}},
-}
-# sha256 over (path, bytes) of every file the five stages wrote for SMALL; see the module docstring
+# sha256 over (path, bytes) of every file the five stages wrote for helpers.SMALL_LAKE; see the module docstring
 PINNED = "e79b6eb8df9462db9e749da5f38e3f7825fa6dbcabc548dc520dea8d5781fefa"
 x86_64 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                             reason="the kernels are pinned for x86-64 machines")
 
 
 def run_data_stages(work: Path, env: dict[str, str] | None = None) -> str:
-    """The repo's params with SMALL merged in, the five data stage scripts run in one fresh
-    interpreter in `work`; returns the checksum of everything they wrote under data/."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    synthetic = {**params["lake"]["synthetic"], **SMALL["lake"]["synthetic"]}
-    for key, value in SMALL.items():
-        params[key] = {**params[key], **value}
-    params["lake"]["synthetic"] = synthetic
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    script = "import runpy, sys\n"
-    for stage in DATA_STAGES:  # each with its dvc.yaml command line
-        argv = [str(REPO / a) if a.startswith("stages/") else a for a in stage_command(stage, REPO / "dvc.yaml")[1:]]
-        script += f"sys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
-    done = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True, timeout=600,
-                          env=env if env is not None else dict(os.environ))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return tree_checksum(work / "data")
+    """The checksum of everything the five data stages wrote under `work`/data."""
+    return tree_checksum(run_small_data_stages(work, env) / "data")
 
 
 def tree_checksum(root: Path) -> str:
@@ -79,6 +55,47 @@ def test_kernel_pins_apply_in_a_stage_process() -> None:
     expected = platform.machine().lower() in ("x86_64", "amd64")
     assert out == str(expected)
     assert not kernels_pinned() or all(os.environ.get(k) == v for k, v in DETERMINISTIC_KERNELS.items())
+
+
+@x86_64
+def test_without_the_pins_numpy_dispatches_above_its_baseline() -> None:
+    """The check can fail: a process that never pinned runs numpy's SSE4/AVX2/AVX-512 loops on
+    any CPU that has them (every x86-64 CPU in use has SSSE3 at least)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NPY_") and k not in DETERMINISTIC_KERNELS}
+    code = ("from numpy._core._multiarray_umath import __cpu_features__ as f, __cpu_dispatch__ as d\n"
+            "from finmoirai.runtime import numpy_dispatch_above_baseline, kernels_pinned\n"
+            "print(any(f[t] for t in d), bool(numpy_dispatch_above_baseline()), kernels_pinned())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    has_targets, above, pinned = out.stdout.split()
+    assert has_targets == "True", "this CPU has no numpy dispatch target: nothing here can show the pins' effect"
+    assert (above, pinned) == ("True", "False")
+
+
+# numpy 2.2's x86-64 dispatch targets, and the flags it reported on an AMD EPYC (Zen 4) under
+# NPY_ENABLE_CPU_FEATURES="SSE SSE2 SSE3": AVX-512 extensions on, AVX512F and every target off.
+NUMPY_DISPATCH = ["SSSE3", "SSE41", "POPCNT", "SSE42", "AVX", "F16C", "FMA3", "AVX2", "AVX512F", "AVX512CD",
+                  "AVX512_KNL", "AVX512_KNM", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL", "AVX512_ICL"]
+EPYC_PINNED_ON = ["MMX", "SSE", "SSE2", "SSE3", "AVX512VPOPCNTDQ", "AVX512VL", "AVX512BW", "AVX512DQ", "AVX512VNNI",
+                  "AVX512IFMA", "AVX512VBMI", "AVX512VBMI2", "AVX512BITALG"]
+BASELINE = "baseline(SSE SSE2 SSE3)"
+
+
+def _features(on: list[str]) -> dict[str, bool]:
+    names = dict.fromkeys(NUMPY_DISPATCH + EPYC_PINNED_ON + ["AVX512ER", "AVX512PF", "AVX512_SPR"], False)
+    return names | dict.fromkeys(on, True)
+
+
+def test_avx512_extension_flags_without_avx512f_dispatch_nothing() -> None:
+    """The AVX-512 machine's report: extension flags on, no target on, every function on the
+    baseline. That is pinned (the old check on raw flags said it was not)."""
+    assert dispatch_above_baseline(_features(EPYC_PINNED_ON), NUMPY_DISPATCH, [BASELINE]) == []
+
+
+def test_a_dispatch_target_on_or_chosen_is_not_pinned() -> None:
+    assert dispatch_above_baseline(_features(EPYC_PINNED_ON + ["AVX512F"]), NUMPY_DISPATCH, [BASELINE]) == ["AVX512F"]
+    assert dispatch_above_baseline(_features(["SSE", "SSE2", "SSE3", "SSSE3", "SSE41"]), NUMPY_DISPATCH,
+                                   [BASELINE, "SSE41"]) == ["SSSE3", "SSE41"]
+    assert dispatch_above_baseline(_features(EPYC_PINNED_ON), NUMPY_DISPATCH, [BASELINE, "AVX2"]) == ["AVX2"]
 
 
 def test_pinning_after_numpy_is_refused(monkeypatch) -> None:

@@ -129,7 +129,7 @@ def _hub_snapshot(repo_id: str) -> Path:
     except Exception as e:  # noqa: BLE001 - offline, unknown id, no safetensors: all one line
         raise ParamsError(f"param finetune.init_from: cannot load {repo_id} from the Hugging Face hub "
                           f"({type(e).__name__}: {first_line(e)}); offline, download it once where there is network "
-                          f"(`huggingface-cli download {repo_id} config.json {WEIGHTS_FILE} --local-dir models/hub`) "
+                          f"(`hf download {repo_id} config.json {WEIGHTS_FILE} --local-dir models/hub`) "
                           "and set finetune.init_from to that local folder") from e
     if Path(config).parent != Path(weights).parent:
         raise ParamsError(f"param finetune.init_from: {repo_id}: config.json and {WEIGHTS_FILE} came from different "
