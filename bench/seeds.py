@@ -3,9 +3,10 @@
 For each seed (and each `--set` override of params.yaml) it runs the real stage scripts
 `pretrain -> finetune -> evaluate` (test period) and `evaluate` again with `evaluate.split: val`,
 each as its own process, in a work directory under --out whose `data/` links to this repo's
-built data stages (run `make repro` or `dvc repro build` first). It prints the skill vs
-RW-EWMA per seed with its 95% block-bootstrap interval, then the mean and standard deviation
-over seeds, for the validation and the test period. Recipes are chosen on the validation
+built data stages (run `make repro` or `dvc repro build` first). It prints the headline skill
+(exact CRPS of the horizon return, geometric over assets, vs `evaluate.reference`) per seed
+with its 95% block-bootstrap interval and Diebold-Mariano p, then the mean and standard
+deviation over seeds, for the validation and the test period. Recipes are chosen on the validation
 columns; the test columns are reported, not tuned on.
 
     .venv/bin/python bench/seeds.py                              # seeds 42 1 2, default params
@@ -77,10 +78,10 @@ def evaluate(work: Path, params: dict, split: str) -> dict:
     details = json.loads((work / "metrics" / "evaluate_details.json").read_text())
     for name in ("evaluate.json", "evaluate_details.json", "report.md"):
         (work / "metrics" / name).replace(work / f"{split}_{name}")
-    step = details["per_step"]
-    ratio = step["moirai"][0] / step["random_walk"][0] if "random_walk" in step else float("nan")
-    return {"skill": metrics["skill"], "lo": metrics["skill_lo"], "hi": metrics["skill_hi"], "dm_p": metrics["dm_p"],
-            "coverage_80": metrics["moirai"]["coverage_80"], "step1_vs_rw": ratio}
+    step, head, reference = details["per_step"], metrics[split], metrics["reference"]
+    return {"skill": head["skill"], "lo": head["skill_lo"], "hi": head["skill_hi"], "dm_p": head["dm_p"],
+            "reference": reference, "coverage_80": metrics["moirai"]["coverage_80"],
+            "qlike": metrics["moirai"]["qlike"], "step1_vs_reference": step["moirai"][0] / step[reference][0]}
 
 
 def one_seed(out: Path, params: dict, seed: int, data: Path, datasets: Path) -> dict:
@@ -122,11 +123,13 @@ def main(argv: list[str] | None = None) -> None:
         r = results[seed]
         print(f"seed {seed:>4}: " + "  ".join(
             f"{split} skill {r[split]['skill']:+.4f} [{r[split]['lo']:+.4f}, {r[split]['hi']:+.4f}] "
-            f"cov80 {r[split]['coverage_80']:.3f} step1/RW {r[split]['step1_vs_rw']:.2f}" for split in ("val", "test"))
+            f"DM p {r[split]['dm_p']:.3g} cov80 {r[split]['coverage_80']:.3f} QLIKE {r[split]['qlike']:.3f} "
+            f"step1/ref {r[split]['step1_vs_reference']:.2f}" for split in ("val", "test"))
             + f"  ({r['train_s']} s training, {r['total_s']} s in all)", flush=True)
     print("overrides:", " ".join(args.overrides) or "none")
     for split in ("val", "test"):
-        print(summary_line(f"{split} skill vs RW-EWMA", [r[split]["skill"] for r in results.values()]))
+        reference = next(iter(results.values()))[split]["reference"]
+        print(summary_line(f"{split} skill vs {reference}", [r[split]["skill"] for r in results.values()]))
     if args.json:
         args.json.write_text(json.dumps({"overrides": args.overrides, "seeds": results}, indent=2))
 

@@ -151,7 +151,6 @@ PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-t
 REQUIRED_CATEGORIES = ("trend", "momentum", "volatility", "volume")
 MIXTURE_COMPONENT_NAMES = ("student_t", "normal", "normal_fixed_scale", "laplace", "log_normal", "negative_binomial")
 BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
-HEADLINE_BASELINE = "rw_ewma"  # the reference of `skill`
 
 
 def tokens_per_window(context_length: int, prediction_length: int, patch_size: int, num_variates: int) -> int:
@@ -520,7 +519,9 @@ class EvaluateConfig:
     threads: int  # torch intra-op threads for the models' forecasts (fixed: the result depends on it)
     plot_assets: int
     baselines: list[str]
+    reference: str  # the baseline that the headline skill is measured against
     lookback: int  # bars of history the statistical baselines fit on
+    ewma_halflife: float  # bars: RW-EWMA's volatility memory (its lambda = 0.5 ** (1 / ewma_halflife))
     season_length: dict[str, int]
     transaction_cost_bps: float
     sizing: str
@@ -539,9 +540,10 @@ class EvaluateConfig:
         require(self.threads >= 1, f"param evaluate.threads: must be >= 1, got {self.threads}")
         unknown = [b for b in self.baselines if b not in BASELINES]
         require(not unknown, f"param evaluate.baselines: unknown {unknown}; known: {', '.join(BASELINES)}")
-        require(HEADLINE_BASELINE in self.baselines,
-                f"param evaluate.baselines: must include {HEADLINE_BASELINE} (the skill reference)")
+        require(self.reference in self.baselines,
+                f"param evaluate.reference: {self.reference!r} must be one of evaluate.baselines {self.baselines}")
         require(self.lookback >= 50, f"param evaluate.lookback: must be >= 50, got {self.lookback}")
+        require(self.ewma_halflife > 0, f"param evaluate.ewma_halflife: must be > 0 bars, got {self.ewma_halflife}")
         require(all(v >= 1 for v in self.season_length.values()), "param evaluate.season_length: lengths must be >= 1")
         require(self.transaction_cost_bps >= 0,
                 f"param evaluate.transaction_cost_bps: must be >= 0, got {self.transaction_cost_bps}")

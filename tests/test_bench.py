@@ -37,7 +37,7 @@ def small(tmp_path_factory) -> Path:
 
 
 def test_every_bench_script_has_a_smoke_test() -> None:
-    tested = {"synthetic_lake.py", "data_pipeline.py", "train_throughput.py", "seeds.py"}
+    tested = {"synthetic_lake.py", "data_pipeline.py", "train_throughput.py", "seeds.py", "reference_noise.py"}
     assert {p.name for p in BENCH.glob("*.py")} == tested
 
 
@@ -75,6 +75,13 @@ def test_seeds(small, tmp_path) -> None:
     out = bench("seeds.py", "--params", str(small / "params.yaml"), "--data", str(small / "data"), "--seeds", "1",
                 "--out", str(tmp_path / "seeds"), "--json", str(tmp_path / "seeds.json"),
                 *[a for kv in tiny for a in ("--set", kv)], cwd=tmp_path)
-    assert "val skill vs RW-EWMA" in out, out
+    assert "val skill vs garch_t" in out, out
     result = json.loads((tmp_path / "seeds.json").read_text())["seeds"]["1"]
     assert set(result) >= {"val", "test"} and all(-10 < result[s]["skill"] < 1 for s in ("val", "test"))
+
+
+def test_reference_noise(small, tmp_path) -> None:
+    out = bench("reference_noise.py", "--params", str(small / "params.yaml"), "--data", str(small / "data"),
+                "--seeds", "2", *[a for kv in TINY_MODEL + ["evaluate.stride=120", "evaluate.num_samples=20"]
+                                  for a in ("--set", kv)], cwd=tmp_path)
+    assert "seed 1: garch_t CRPS" in out and "skill of a reseeded reference" in out, out

@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -86,14 +87,18 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
         assert f"Running stage '{stage}'" in out
     metrics = _metrics(repo)
     for model in ("moirai", "zero_shot", "random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"):
-        for name in ("crps", "msis", "mase", "coverage_80"):
+        for name in ("crps", "msis", "coverage_80"):
             assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
-    assert metrics["windows"] > 0 and math.isfinite(metrics["skill"])
-    assert metrics["split"] == "test" and metrics["skill_lo"] <= metrics["skill"] <= metrics["skill_hi"]
-    assert 0.0 <= metrics["dm_p"] <= 1.0
+    assert metrics["reference"] == "garch_t" and metrics["scored"] == "test"
+    for period in ("val", "test"):  # the headline for both periods, side by side
+        head = metrics[period]
+        assert head["windows"] > 0 and head["skill_lo"] <= head["skill"] <= head["skill_hi"], (period, head)
+        assert 0.0 <= head["dm_p"] <= 1.0
     details = json.loads((repo / "metrics" / "evaluate_details.json").read_text())
-    for name in ("mse", "mae", "sharpe", "coverage_50"):  # the full table lives in the details and the report
+    for name in ("sq_error", "abs_error", "sharpe", "coverage_50", "qlike"):  # the full table: details and report
         assert math.isfinite(details["models"]["moirai"][name]), name
+    assert set(details["skill_vs"]["moirai"]) == {"random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"}
+    assert any(v["in_set"] for v in details["mcs"].values())
     report = (repo / "metrics" / "report.md").read_text()
     assert "| moirai |" in report and "## CRPS per asset" in report and "## Data quality per asset" in report
     quality = json.loads((repo / "metrics" / "data_quality.json").read_text())
@@ -105,7 +110,7 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     assert list((repo / "plots" / "forecasts").glob("*.png"))
     assert not (repo / "data" / "datasets" / ".tmp").exists()
     shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0]
-    for column in ("skill", "moirai.crps", "moirai.msis", "moirai.mase", "moirai.coverage_80", "val_nll"):
+    for column in ("test.skill", "val.skill", "test.skill_lo", "val.dm_p", "moirai.crps", "moirai.qlike", "val_nll"):
         assert column in shown, shown
 
 
@@ -211,14 +216,14 @@ def test_exp_show_is_narrow_and_a_fresh_clone_shows_the_baseline(repo, tmp_path)
     leaves = sum(_leaves(m["data"]) for m in metrics.values())
     header = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0].split(",")
     print(f"dvc exp show: {len(header)} columns, {leaves} metric columns")
-    assert leaves <= 47, leaves
-    assert len(header) <= 190, len(header)  # 47 metrics, ~98 params, ~40 dependency hashes
+    assert leaves <= 53, leaves  # evaluate 40 (val and test headline, 4 per model), training 6, data quality 7
+    assert len(header) <= 200, len(header)  # 53 metrics, ~100 params, ~40 dependency hashes
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], clone))))
     for rev in ("workspace", "main"):
         row = next(r for r in rows if r["rev"] == rev)
-        assert float(row["skill"]) == _metrics(repo)["skill"], row
+        assert float(row["test.skill"]) == _metrics(repo)["test"]["skill"], row
         assert float(row["moirai.crps"]) > 0 and math.isfinite(float(row["metrics/finetune.json:val_nll"])), row
 
 
@@ -230,6 +235,26 @@ def test_patch_size_experiment_reruns_only_model_stages(repo):
     out = _run(["dvc", "exp", "run", "-S", "patch_size=32"], repo)
     assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
     assert math.isfinite(_metrics(repo)["moirai"]["crps"])
+
+
+def make_exp_command() -> list[str]:
+    """`make exp`'s dvc command line, as the Makefile writes it (make's $$ is a shell $)."""
+    make = subprocess.run(["make", "-n", "-s", "exp", "STAMP="], cwd=REPO, capture_output=True, text=True, check=True)
+    line = next(ln for ln in make.stdout.splitlines() if "dvc exp show" in ln)
+    return shlex.split(line[line.index("dvc exp show"):])
+
+
+def test_make_exp_shows_the_headline_first_on_a_200_column_terminal(repo):
+    """After the patch-size experiment: on a 200-column terminal the first columns after
+    Experiment and Created are the reference and the validation and test skill with their
+    intervals and DM p, and the knob that changed is on screen too."""
+    env = dict(os.environ, COLUMNS="200", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    shown = subprocess.run([*make_exp_command(), "--no-pager"], cwd=repo, env=env, capture_output=True, text=True,
+                           check=True).stdout
+    print(shown)
+    header = next(line for line in shown.splitlines() if "Experiment" in line).split()
+    headline = [f"{period}.{key}" for period in ("val", "test") for key in ("skill", "skill_lo", "skill_hi", "dm_p")]
+    assert header[:12] == ["Experiment", "Created", "reference", *headline, "patch_size"], header
 
 
 def test_back_to_the_baseline_restores_from_the_run_cache(repo):
@@ -279,14 +304,14 @@ def test_queued_sweep_runs_every_experiment(repo):
     rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], repo))))
     seeds = {r["seed"]: r for r in rows if r["Experiment"]}
     for seed in ("1", "2"):
-        assert math.isfinite(float(seeds[seed]["skill"])), seeds.get(seed)
+        assert math.isfinite(float(seeds[seed]["test.skill"])), seeds.get(seed)
 
 
 def test_target_and_calendar_knobs_rerun_only_the_model_stages(repo):
     out = _run(["dvc", "exp", "run", "-S", "target=level", "-S", "model.scaler=std", "-S", "calendar=true"], repo)
     assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
     metrics = _metrics(repo)
-    assert math.isfinite(metrics["moirai"]["crps"]) and math.isfinite(metrics["skill"])
+    assert math.isfinite(metrics["moirai"]["crps"]) and math.isfinite(metrics["test"]["skill"])
 
 
 def test_evaluate_on_another_lake_without_retraining(repo):
@@ -315,10 +340,10 @@ def test_evaluate_on_a_lake_of_other_years_reruns_only_evaluate(repo):
     )
     assert _ran(out) == {"evaluate"}, out
     metrics = _metrics(repo)
-    assert metrics["windows"] == 8, metrics  # 2 assets x origins 1464, 1704, 1944, 2184 (stride 240)
-    assert math.isfinite(metrics["skill"])
+    assert metrics["test"]["windows"] == 8, metrics  # 2 assets x origins 1464, 1704, 1944, 2184 (stride 240)
+    assert math.isfinite(metrics["test"]["skill"]) and metrics["val"]["skill"] is None  # that lake has no val period
     for model in ("moirai", "zero_shot", "random_walk", "rw_ewma"):
-        for name in ("crps", "msis", "mase", "coverage_80"):
+        for name in ("crps", "msis", "coverage_80"):
             assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
     per_asset = json.loads((repo / "metrics" / "evaluate_per_asset.json").read_text())
     assert sorted(per_asset) == ["BTC", "ETH"]
@@ -332,5 +357,6 @@ def test_validation_period_is_scored_by_evaluate_alone(repo):
                 "-S", "evaluate.test_start=null"], repo)
     assert _ran(out) == {"evaluate"}, out
     metrics = _metrics(repo)
-    assert metrics["split"] == "val" and metrics["windows"] > 0 and math.isfinite(metrics["skill"])
+    assert metrics["scored"] == "val" and metrics["val"]["windows"] > 0 and math.isfinite(metrics["val"]["skill"])
+    assert metrics["test"]["skill"] is None  # choosing on validation never looks at test
     assert "Validation period from 2019-01-01" in (repo / "metrics" / "report.md").read_text()

@@ -89,6 +89,15 @@ def random_walk_samples(
     return out
 
 
+def lambda_from_halflife(halflife_bars: float) -> float:
+    """The EWMA decay whose weights halve every `halflife_bars` bars. RiskMetrics' 0.94 is a
+    half-life of 11.2 bars, meant for daily bars; on hourly bars the same memory in time is
+    about 270 bars (24-hour markets)."""
+    if not halflife_bars > 0:
+        raise ValueError(f"ewma half-life must be > 0 bars, got {halflife_bars}")
+    return float(0.5 ** (1.0 / halflife_bars))
+
+
 def ewma_sigma(returns: np.ndarray, lam: float) -> float:
     """RiskMetrics one-step volatility: zero-mean EWMA of squared returns, newest weighted
     most; the weights are normalised to sum to one, so short histories are not biased low."""
@@ -115,11 +124,12 @@ def ewma_random_walk_samples(
     num_samples: int,
     seed: int,
     *,
-    lam: float = 0.94,
+    lam: float,
     lookback: int,
 ) -> np.ndarray:
-    """Random walk with RiskMetrics (EWMA, lambda 0.94) volatility: the random walk with the
-    volatility clustering every market shows, i.e. the skill reference a model must beat.
+    """Random walk with RiskMetrics-style (EWMA) volatility: the random walk with the
+    volatility clustering every market shows. `lam` should suit the bar frequency
+    (`lambda_from_halflife`).
 
     Same path construction as `random_walk_samples` (price martingale, mean = last observed
     price); only sigma differs.
@@ -165,7 +175,7 @@ def garch_t_samples(
     seed: int,
     *,
     lookback: int,
-    lam: float = 0.94,
+    lam: float,
 ) -> np.ndarray:
     """GARCH(1,1) with Student-t innovations (arch), refitted per origin on the observed log
     returns (in percent) of the lookback window; paths start at the last observed price,

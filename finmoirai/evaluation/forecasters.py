@@ -80,14 +80,16 @@ def forecasters(modules: dict[str, MoiraiModule], context_length: int, predictio
                 cfg: EvaluateConfig, calendar: bool = False) -> dict[str, SampleFn]:
     """Every model under evaluation as (series, origins, seed) -> sample paths (W, S, H)."""
     ctx, h, n = context_length, prediction_length, cfg.num_samples
+    lam = baselines.lambda_from_halflife(cfg.ewma_halflife)
     fns: dict[str, SampleFn] = {
         name: (lambda s, o, seed, m=module: moirai_samples(m, s, o, ctx, h, patch_size, n, cfg.batch_size, calendar))
         for name, module in modules.items()
     }
     available: dict[str, SampleFn] = {
         "random_walk": lambda s, o, seed: baselines.random_walk_samples(s, o, ctx, h, n, seed),
-        "rw_ewma": lambda s, o, seed: baselines.ewma_random_walk_samples(s, o, ctx, h, n, seed, lookback=cfg.lookback),
-        "garch_t": lambda s, o, seed: baselines.garch_t_samples(s, o, ctx, h, n, seed, lookback=cfg.lookback),
+        "rw_ewma": lambda s, o, seed: baselines.ewma_random_walk_samples(s, o, ctx, h, n, seed, lam=lam,
+                                                                         lookback=cfg.lookback),
+        "garch_t": lambda s, o, seed: baselines.garch_t_samples(s, o, ctx, h, n, seed, lookback=cfg.lookback, lam=lam),
         "seasonal_naive": lambda s, o, seed: baselines.seasonal_naive_samples(
             s, o, ctx, h, n, seed, season_length=season_for(s, cfg), lookback=cfg.lookback
         ),

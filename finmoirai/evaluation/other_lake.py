@@ -69,6 +69,24 @@ def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: 
     return start
 
 
+def check_not_in_sample(lake: Path, selection: ExtractConfig, scored_symbols: list[str], test_start: pd.Timestamp,
+                        trained_assets: list[dict], train_end: pd.Timestamp) -> None:
+    """Refuse to score bars the models were trained on: a symbol of the lake that the models
+    were trained on (data/features' manifest: its first bar) cannot be scored over any part of
+    its training period (that first bar to split.train_end). Scored bars run from `test_start`
+    to the end of the selection's last year. Checked before the lake's data stages run."""
+    scored_end = pd.Timestamp(f"{max(selection.years) + 1}-01-01", tz="UTC")
+    firsts = {a["symbol"]: pd.Timestamp(a["first"]) for a in trained_assets}
+    overlap = sorted(s for s in scored_symbols if s in firsts and test_start < train_end and scored_end > firsts[s])
+    if overlap:
+        trained_from = min(firsts[s] for s in overlap)
+        raise ParamsError(f"evaluate.lake_path {lake}: the scored period (evaluate.test_start {test_start} to "
+                          f"{scored_end}) overlaps the models' training period of {', '.join(overlap)} "
+                          f"({trained_from} to split.train_end {train_end}), which would score in-sample bars; "
+                          f"set evaluate.test_start to {train_end.date()} or later, or leave {', '.join(overlap)} "
+                          f"out of evaluate.symbols")
+
+
 def _check_other_lake_proxies(lake: Path, pairs: list[tuple[str, str]], features_cfg: FeaturesConfig) -> None:
     """Cross-asset features need each class's market proxy, from the same lake and selection;
     features.market_proxy is the trained model's, so the fix is in the evaluate selection."""

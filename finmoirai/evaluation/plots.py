@@ -85,7 +85,8 @@ def plot_all(result: dict[str, Any], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for m in models:
         ax.plot(np.arange(1, len(result["per_step"][m]) + 1), result["per_step"][m], label=m)
-    ax.set(xlabel="horizon step (bars)", ylabel="CRPS (wQL, mean over assets)", title="CRPS per horizon step")
+    ax.set(xlabel="horizon step (bars)", ylabel="CRPS of the cumulative % return (mean over assets)",
+           title="CRPS per horizon step")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "crps_by_horizon.png", dpi=90)

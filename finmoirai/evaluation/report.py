@@ -1,90 +1,132 @@
 """The markdown report and the headline metrics that `evaluate` writes, from
-`metrics.summarise`'s result: the model-vs-baselines table, skill with its interval and test,
-CRPS per asset and data quality per asset."""
+`metrics.summarise`'s result: the model-vs-baselines table, skill vs the reference with its
+interval and test, skill vs every baseline, the model confidence set, CRPS per asset and data
+quality per asset."""
 
 from __future__ import annotations
 
 from typing import Any
 
 COLUMNS = [
-    ("crps_asset_mean", "CRPS", "{:.4f}"),
-    ("skill", "skill vs RW-EWMA", "{:+.3f}"),
-    ("crps", "CRPS pooled", "{:.4f}"),
+    ("crps", "CRPS", "{:.4f}"),
+    ("skill", "skill", "{:+.4f}"),
+    ("qloss", "qloss", "{:.4f}"),
     ("msis", "MSIS", "{:.2f}"),
-    ("mase", "MASE", "{:.2f}"),
-    ("mae", "MAE", "{:.4g}"),
-    ("mse", "MSE", "{:.4g}"),
-    ("coverage_50", "cov 50%", "{:.2f}"),
-    ("coverage_90", "cov 90%", "{:.2f}"),
+    ("qlike", "QLIKE", "{:.3f}"),
+    ("mase", "MASE", "{:.3f}"),
+    ("abs_error", "MAE", "{:.4f}"),
+    ("coverage_50", "cov 50%", "{:.3f}"),
+    ("coverage_80", "cov 80%", "{:.3f}"),
+    ("coverage_95", "cov 95%", "{:.3f}"),
     ("directional_accuracy", "dir. acc.", "{:.3f}"),
     ("sharpe", "Sharpe", "{:+.2f}"),
     ("max_drawdown", "max DD", "{:.2f}"),
 ]
 
 
+def _fmt(fmt: str, value: Any) -> str:
+    return "-" if value is None or value != value else fmt.format(value)
+
+
+def significance_line(model: str, reference: str, sig: dict[str, Any]) -> str:
+    interval = ("no interval (too few origin dates)" if sig["skill_lo"] is None else
+                f"95% interval [{sig['skill_lo']:+.4f}, {sig['skill_hi']:+.4f}]")
+    test = ("too few origin dates for a Diebold-Mariano test" if sig["dm_p"] is None else
+            f"Diebold-Mariano statistic {sig['dm_stat']:+.2f}, p = {sig['dm_p']:.3g} over {sig['dm_n']} origin dates "
+            f"(negative: lower CRPS than {reference})")
+    return (f"- **{model}** vs {reference}: skill {sig['skill']:+.4f}, {interval} (circular block bootstrap of "
+            f"origin dates, the same dates for every asset, blocks of {sig['block_days']} chosen from the data); "
+            f"{test}.")
+
+
 def markdown_report(result: dict[str, Any], meta: dict[str, Any]) -> str:
     """Model-vs-baselines table plus the facts needed to read it, ready to paste in a PR."""
-    models = result["models"]
-    order = sorted(models, key=lambda m: models[m]["crps_asset_mean"])
+    models, reference = result["models"], result["reference"]
+    order = sorted(models, key=lambda m: models[m]["crps"])
     head = "| model | " + " | ".join(label for _, label, _ in COLUMNS) + " |"
     rule = "|---|" + "---:|" * len(COLUMNS)
-    rows = [
-        f"| {m} | " + " | ".join(fmt.format(models[m][key]) for key, _, fmt in COLUMNS) + " |" for m in order
-    ]
+    rows = [f"| {m} | " + " | ".join(_fmt(fmt, models[m][key]) for key, _, fmt in COLUMNS) + " |" for m in order]
     period = meta.get("period", "test")
     lines = [
         "# Evaluation: model vs baselines",
         "",
         f"{period.capitalize()} period from {meta['val_end']}; {meta['windows']} rolling windows over "
-        f"{len(meta['assets'])} assets "
-        f"({', '.join(meta['assets'])}); context {meta['context_length']} bars, "
-        f"horizon {meta['prediction_length']} bars, "
-        f"origins every {meta['stride']} bars. Prices in original units.",
+        f"{len(meta['assets'])} assets ({', '.join(meta['assets'])}); context {meta['context_length']} bars, "
+        f"horizon {meta['prediction_length']} bars, origins every {meta['stride']} bars.",
         "",
         head,
         rule,
         *rows,
         "",
-        "CRPS is gluonts `MeanWeightedSumQuantileLoss` (quantiles 0.1..0.9) averaged over assets (each asset's is "
-        "scale-free); *CRPS pooled* pools all windows, so high-priced assets dominate it. Skill = 1 - CRPS / CRPS of "
-        "the EWMA random walk: above 0 beats it. Coverage is the share of realised prices inside the central interval "
-        "(nominal 0.50 / 0.90). Trading: long/short on the sign of the median forecast return over the horizon, held "
-        f"until the next origin, {meta['cost_bps']} bp cost per unit turnover; metrics averaged over assets.",
+        "Every score is of the cumulative log return over the horizon, in percent (from the last close before the "
+        "origin to the horizon's last bar): one scale-free quantity for every asset. *CRPS*: the exact sample CRPS "
+        "(scoringrules `crps_ensemble`, fair estimator), the mean over assets of each asset's mean. *skill*: 1 - the "
+        f"geometric mean over assets of the per-asset CRPS ratio to **{reference}** (the reference); above 0 beats "
+        "it, and every asset counts once. *qloss*: twice the pinball loss averaged over quantiles 0.1..0.9. *MSIS*: "
+        "the 95% interval score over the context's mean absolute horizon return. *QLIKE*: of the forecast variance "
+        "of the horizon return against the realised variance (sum of squared bar returns); 0 is perfect. *MASE*, "
+        "*MAE*: of the median forecast. *cov*: the share of realised returns inside the central interval. Quantiles "
+        "are numpy's linear rule everywhere. Trading: long/short on the sign of the median forecast return over the "
+        f"holding period, held until the next origin, {meta['cost_bps']} bp cost per unit turnover; metrics averaged "
+        "over assets.",
+        "",
+        "## Skill and significance vs the reference",
+        "",
     ]
-    for model, sig in result.get("significance", {}).items():
-        test = ("too few origin dates for a Diebold-Mariano test" if sig["dm_p"] is None else
-                f"Diebold-Mariano test of per-window CRPS vs RW-EWMA: statistic {sig['dm_stat']:+.2f}, "
-                f"p = {sig['dm_p']:.3g} over {sig['dm_n']} origin dates (negative: lower loss than RW-EWMA)")
-        lines += ["", f"**{model}**: skill {models[model]['skill']:+.3f}, 95% interval [{sig['skill_lo']:+.3f}, "
-                      f"{sig['skill_hi']:+.3f}] (moving-block bootstrap over origin dates, blocks of 5 days, the "
-                      f"same dates for every asset); {test}."]
+    lines += [significance_line(m, reference, sig) for m, sig in result.get("significance", {}).items()]
+    lines += skill_vs_table(result["skill_vs"])
+    lines += mcs_lines(result.get("mcs", {}))
     if meta.get("not_evaluated"):
-        lines += ["", f"Not evaluated (no full test window): {', '.join(meta['not_evaluated'])}."]
+        lines += ["", f"Not evaluated (no full window): {', '.join(meta['not_evaluated'])}."]
     lines += per_asset_table(result["per_asset"], order)
     if meta.get("quality"):
         lines += quality_table(meta["quality"])
     return "\n".join(lines) + "\n"
 
 
-HEADLINE_METRICS = (("crps", "crps_asset_mean"), ("msis", "msis"), ("mase", "mase"), ("coverage_80", "coverage_80"))
+def skill_vs_table(skill_vs: dict[str, dict[str, float]]) -> list[str]:
+    """Geometric CRPS skill of every model (rows) against every baseline (columns)."""
+    baselines = sorted({b for row in skill_vs.values() for b in row})
+    lines = ["", "## Skill vs every baseline", "", "1 - geometric mean over assets of the CRPS ratio (row / column).",
+             "", "| model | " + " | ".join(baselines) + " |", "|---|" + "---:|" * len(baselines)]
+    for model, row in skill_vs.items():
+        lines.append(f"| {model} | " + " | ".join(_fmt("{:+.4f}", row.get(b)) for b in baselines) + " |")
+    return lines
 
 
-def headline_metrics(result: dict[str, Any], significance: dict[str, Any], split: str, windows: int) -> dict[str, Any]:
-    """What `dvc exp show` carries: the scored period, Moirai's skill with its interval and
-    test, and four numbers per model (`crps` is the per-asset mean that skill is based on).
-    Everything else (MSE, MAE, trading, per asset, per step) is in the details and the report."""
-    models = result["models"]
-    head = {"split": split, "windows": windows, "skill": models["moirai"]["skill"],
-            "skill_lo": significance["skill_lo"], "skill_hi": significance["skill_hi"], "dm_p": significance["dm_p"]}
-    return head | {m: {key: values[src] for key, src in HEADLINE_METRICS} for m, values in models.items()}
+def mcs_lines(mcs: dict[str, dict[str, Any]]) -> list[str]:
+    """The model confidence set: which models cannot be told apart from the best."""
+    if not mcs or all(v["p_value"] is None for v in mcs.values()):
+        return ["", "Model confidence set: too few origin dates."]
+    inside = sorted((m for m, v in mcs.items() if v["in_set"]), key=lambda m: -mcs[m]["p_value"])
+    pvalues = ", ".join(f"{m} {v['p_value']:.3f}" for m, v in sorted(mcs.items(), key=lambda kv: -kv[1]["p_value"]))
+    return ["", "## Model confidence set", "",
+            f"At the 10% level (Hansen-Lunde-Nason, range statistic, circular block bootstrap on the per-date CRPS in "
+            f"units of the reference's): {{{', '.join(inside)}}}. MCS p-values: {pvalues}."]
+
+
+HEADLINE_MODEL_METRICS = ("crps", "qlike", "msis", "coverage_80")
+HEADLINE_PERIOD_KEYS = ("windows", "skill", "skill_lo", "skill_hi", "dm_p")
+
+
+def headline_metrics(result: dict[str, Any], periods: dict[str, dict[str, Any] | None], scored: str) -> dict[str, Any]:
+    """What `dvc exp show` carries: for the validation and the test period (None where not
+    scored), Moirai's skill vs the reference with its interval and test; the reference; and
+    four numbers per model of the fully scored period `scored`. Everything else (MAE, trading,
+    skill vs every baseline, per asset, per step, MCS) is in the details and the report."""
+    head: dict[str, Any] = {"reference": result["reference"], "scored": scored}
+    for period in ("val", "test"):
+        values = periods.get(period)
+        head[period] = {k: (None if values is None else values[k]) for k in HEADLINE_PERIOD_KEYS}
+    return head | {m: {key: values[key] for key in HEADLINE_MODEL_METRICS} for m, values in result["models"].items()}
 
 
 def per_asset_table(per_asset: dict[str, dict[str, dict[str, float]]], models: list[str]) -> list[str]:
     """CRPS of every model on every asset (the numbers behind the averaged table)."""
     lines = ["", "## CRPS per asset", "", "| asset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
     for asset, scores in per_asset.items():
-        lines.append(f"| {asset} | " + " | ".join(f"{scores[m]['crps']:.4f}" if m in scores else "-" for m in models)
-                     + " |")
+        lines.append(f"| {asset} | " + " | ".join(_fmt("{:.4f}", scores[m]["crps"]) if m in scores else "-"
+                                                   for m in models) + " |")
     return lines
 
 

@@ -22,10 +22,11 @@ import torch
 
 from finmoirai import write_json
 from finmoirai.atomic import scratch_dir
+from finmoirai.data.lake import list_assets
 from finmoirai.data.targets import TARGET_COLUMNS
 from finmoirai.evaluation.forecasters import forecasters, run_windows
-from finmoirai.evaluation.metrics import summarise
-from finmoirai.evaluation.other_lake import lake_features_for_scoring, other_lake_selection
+from finmoirai.evaluation.metrics import headline, score_assets, summarise
+from finmoirai.evaluation.other_lake import check_not_in_sample, lake_features_for_scoring, other_lake_selection
 from finmoirai.evaluation.plots import plot_all, plot_fan_chart, write_plot_data
 from finmoirai.evaluation.report import headline_metrics, markdown_report
 from finmoirai.evaluation.series import Windows, load_series
@@ -83,11 +84,31 @@ def scored_data(params: Sections, features_dir: Path, preprocessed_dir: Path,
         return features_dir, preprocessed_dir, split.train_end_ts if cfg.split == "val" else split.val_end_ts
     selection = other_lake_selection(params.extract, cfg)
     logger.info("evaluating on lake %s (%s)", cfg.lake_path, selection)
+    lake = Path(cfg.lake_path)
+    if lake.is_dir():  # a missing lake gets its own line from the lake reader
+        trained = json.loads((features_dir / "manifest.json").read_text())["assets"]
+        scored = sorted(symbol for _, symbol in list_assets(lake, selection, params.lake.strict))
+        check_not_in_sample(lake, selection, scored, pd.Timestamp(cfg.test_start or split.val_end, tz="UTC"),
+                            trained, split.train_end_ts)
     start = lake_features_for_scoring(Path(cfg.lake_path), selection, cfg.test_start or split.val_end,
                                       params.preprocess, params.features, experiment.context_length,
                                       experiment.prediction_length, work, strict=params.lake.strict,
                                       naive_timezone=params.lake.naive_timezone)
     return work / "features", work / "preprocessed", start
+
+
+def validation_headline(params: Sections, features_dir: Path, preprocessed_dir: Path, covariates: list[str],
+                        fns: dict) -> dict:
+    """Moirai's skill vs the reference on the validation period (the same windows rule), so
+    that `dvc exp show` puts the period recipes are chosen on beside the test period."""
+    experiment, split = params.experiment, params.split
+    scalers = json.loads((preprocessed_dir / "scalers.json").read_text())
+    series = load_series(features_dir, scalers, split.train_end_ts, covariates=covariates, target=experiment.target,
+                         scored_until=split.val_end_ts)
+    windows, _, _ = run_windows(series, fns, experiment.context_length, experiment.prediction_length,
+                                params.evaluate.stride, experiment.seed)
+    assets = score_assets(windows, list(fns), experiment.context_length, experiment.prediction_length)
+    return headline(assets, "moirai", params.evaluate.reference, experiment.prediction_length, params.evaluate.stride)
 
 
 def evaluate(params: Sections, features_dir: Path, preprocessed_dir: Path, models: dict[str, Path],
@@ -111,12 +132,17 @@ def evaluate(params: Sections, features_dir: Path, preprocessed_dir: Path, model
     result = summarise(windows, list(fns), experiment.context_length, experiment.prediction_length, cfg)
 
     n_windows = int(sum(len(w.origins) for w in windows))
-    headline = headline_metrics(result, result["significance"]["moirai"], cfg.split, n_windows)
+    periods = {cfg.split: {"windows": n_windows} | result["significance"]["moirai"]}
+    if cfg.lake_path is None and cfg.split == "test":  # the period recipes are chosen on, beside it
+        periods["val"] = validation_headline(params, features_dir, preprocessed_dir, trained_covariates,
+                                             {name: fns[name] for name in ("moirai", cfg.reference)})
+    headline = headline_metrics(result, periods, cfg.split)
     write_json(metrics_dir / "evaluate.json", headline)  # DVC metrics: one `dvc exp show` column each
     write_json(metrics_dir / "evaluate_per_asset.json", result["per_asset"])
     write_json(metrics_dir / "evaluate_details.json",
-               {k: result[k] for k in ("models", "per_step", "coverage", "pit", "significance")}
-               | {"not_evaluated": skipped})
+               {k: result[k] for k in ("reference", "models", "skill_vs", "significance", "mcs", "per_step",
+                                       "coverage", "pit")}
+               | {"periods": periods, "not_evaluated": skipped})
     meta = {
         "period": "validation" if cfg.split == "val" else "test",
         "val_end": str(start) if cfg.lake_path is not None or cfg.split == "val" else split.val_end,

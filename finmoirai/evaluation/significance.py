@@ -1,17 +1,20 @@
-"""Is a skill score different from zero, or just noise? Uncertainty for the headline metrics.
+"""Is a skill score different from zero, or just noise? The headline and its uncertainty,
+all from one panel: per origin date and asset, the mean per-window score of each model.
 
-Forecast windows of one asset overlap in time and their losses are autocorrelated, so iid
-resampling of windows would understate the uncertainty. Two tools account for that:
+* `geometric_skill`: 1 - the geometric mean over assets of the per-asset score ratios
+  (model / reference). Each asset counts once, whatever its volatility: a ratio of means
+  would let the most volatile assets decide.
+* `skill_test`: a circular block bootstrap interval of that skill, resampling origin dates
+  jointly for every asset (assets move together on the same dates, and losses cluster in
+  time), with the block length chosen from the data (Politis-White, `arch`'s
+  `optimal_block_length`); and the Diebold-Mariano test on the same panel reduced to one
+  series: per date, the mean over assets of (model - reference) / the reference's mean on
+  that asset. Scaling by the reference's per-asset mean makes each asset weigh alike, as in
+  the skill, so interval and test answer one question.
+* `model_confidence_set`: Hansen-Lunde-Nason's MCS over every model (`arch.bootstrap.MCS`)
+  on the same normalised per-date losses: which models cannot be told apart from the best.
 
-* `panel_skill_interval`: a moving-block bootstrap interval for the CRPS skill against the
-  reference baseline, resampling blocks of periods (origin dates) jointly for every asset, so
-  both the dependence in time and between assets are kept, and model and reference are
-  resampled together so the pairing is kept.
-* `diebold_mariano`: the Diebold-Mariano test of equal accuracy with a Newey-West long-run
-  variance and the Harvey-Leybourne-Newbold small-sample correction; `loss_differential_by_time`
-  turns a panel of assets into the single time series the test needs.
-
-Pure NumPy + SciPy, deterministic given the seed.
+Deterministic given the seed.
 """
 
 from __future__ import annotations
@@ -21,79 +24,112 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
+from arch.bootstrap import MCS, CircularBlockBootstrap, optimal_block_length
 from scipy.stats import t as student_t
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["diebold_mariano", "loss_differential_by_time", "moving_block_indices", "panel_skill_interval"]
+__all__ = ["date_panel", "diebold_mariano", "geometric_skill", "model_confidence_set", "skill_test"]
+
+BOOTSTRAP_REPLICATES = 2000
+MCS_SIZE = 0.10  # models outside the set are worse than the best at the 10% level
+DM_MIN_LAG = 4  # Newey-West lags (days) of the Diebold-Mariano variance at least
 
 
-def _block_index_matrix(n: int, block_length: int, rng: np.random.Generator, size: int) -> np.ndarray:
-    """(size, n) moving-block resamples in one draw; row i is what `moving_block_indices` would
-    return for the i-th of `size` consecutive calls sharing the generator's stream layout."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if block_length < 1:
-        raise ValueError(f"block_length must be >= 1, got {block_length}")
-    b = min(int(block_length), int(n))
-    k = -(-n // b)  # ceil(n / b) blocks cover n indices
-    starts = rng.integers(0, n - b + 1, size=(size, k))
-    idx = starts[:, :, None] + np.arange(b)[None, None, :]
-    return idx.reshape(size, k * b)[:, :n]
+def date_panel(days: Sequence[np.ndarray], losses: dict[str, Sequence[np.ndarray]]) -> tuple[np.ndarray,
+                                                                                              dict[str, np.ndarray]]:
+    """(sorted dates, {model: (dates, assets) mean loss}) from one array per asset of origin
+    dates and, per model, per-window losses (NaN: not scored). A cell is NaN where the asset
+    has no scored window on that date."""
+    all_days = np.unique(np.concatenate([np.asarray(d) for d in days]))
+    panels = {}
+    for model, per_asset in losses.items():
+        total = np.zeros((len(all_days), len(days)))
+        count = np.zeros_like(total)
+        for a, (d, loss) in enumerate(zip(days, per_asset, strict=True)):
+            keep = np.isfinite(loss)
+            rows = np.searchsorted(all_days, np.asarray(d)[keep])
+            np.add.at(total[:, a], rows, loss[keep])
+            np.add.at(count[:, a], rows, 1.0)
+        with np.errstate(invalid="ignore"):
+            panels[model] = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
+    return all_days, panels
 
 
-def moving_block_indices(n: int, block_length: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of one moving (overlapping) block bootstrap resample of 0..n-1, length exactly n.
-
-    ceil(n / block_length) block starts are drawn uniformly in [0, n - block_length] (block_length
-    clipped to n) and the blocks are concatenated and truncated to n. Blocks keep the short-range
-    dependence of consecutive windows that an iid resample (block_length=1) would destroy.
-    """
-    return _block_index_matrix(n, block_length, rng, 1)[0]
+def _asset_means(panel: np.ndarray) -> np.ndarray:
+    counts = np.isfinite(panel).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.nansum(panel, axis=0) / np.maximum(counts, 1), np.nan)
 
 
-def panel_skill_interval(
-    num_model: np.ndarray,
-    num_ref: np.ndarray,
-    den: np.ndarray,
-    block_length: int = 5,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float, float]:
-    """Skill and its percentile interval from a moving-block bootstrap over a shared time axis.
+def geometric_skill(model: np.ndarray, reference: np.ndarray) -> float:
+    """1 - exp(mean over assets of log(mean model loss / mean reference loss)); panels are
+    (dates, assets). Assets without a finite, positive ratio are left out."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_ratio = np.log(_asset_means(model) / _asset_means(reference))
+    log_ratio = log_ratio[np.isfinite(log_ratio)]
+    return float(1.0 - np.exp(log_ratio.mean())) if log_ratio.size else float("nan")
 
-    Inputs are (assets, periods) sums of the windows' loss numerators and denominators per
-    period (e.g. per origin date; 0 where an asset has no window). Resampling whole periods,
-    the same ones for every asset, keeps what resampling each asset on its own would lose:
-    assets move together on the same dates (a crash day is bad for every asset at once), and
-    losses cluster in time. The point estimate is the skill on the original data."""
-    num_model, num_ref, den = (np.asarray(x, dtype=np.float64) for x in (num_model, num_ref, den))
-    if num_model.ndim != 2 or num_model.shape != num_ref.shape or num_model.shape != den.shape:
-        raise ValueError(f"need three (assets, periods) arrays of one shape; got {num_model.shape}, "
-                         f"{num_ref.shape}, {den.shape}")
-    if not (np.isfinite(num_model).all() and np.isfinite(num_ref).all() and np.isfinite(den).all()):
-        raise ValueError("losses contain non-finite values")
-    if (den.sum(axis=1) <= 0).any():
-        raise ValueError("every asset needs a positive denominator sum")
-    if n_boot < 1 or not 0 < level < 1:
-        raise ValueError(f"need n_boot >= 1 and 0 < level < 1; got {n_boot}, {level}")
 
-    def skill(idx: np.ndarray) -> np.ndarray:  # idx (B, periods) -> (B,)
-        d = den[:, idx].sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            crps_m = (num_model[:, idx].sum(axis=-1) / d).mean(axis=0)
-            crps_r = (num_ref[:, idx].sum(axis=-1) / d).mean(axis=0)
-            return 1.0 - crps_m / crps_r
+def normalised_by_reference(panel: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(dates,) per date, the mean over the assets present of panel / the reference's mean loss
+    of that asset (so an asset's losses are in units of the reference's, and weigh alike)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = panel / _asset_means(reference)[None, :]
+        counts = np.isfinite(scaled).sum(axis=1)
+        return np.where(counts > 0, np.nansum(scaled, axis=1) / np.maximum(counts, 1), np.nan)
 
-    point = float(skill(np.arange(den.shape[1])[None, :])[0])
-    rng = np.random.default_rng(seed)
-    draws = skill(_block_index_matrix(den.shape[1], block_length, rng, n_boot))
-    draws = draws[np.isfinite(draws)]  # a resample that misses an asset entirely has no skill
-    if draws.size == 0:
-        raise ValueError("every bootstrap resample was undefined (too few periods per asset)")
-    lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-    return point, float(lower), float(upper)
+
+def block_length(series: np.ndarray, minimum: int = 1) -> int:
+    """The circular block bootstrap's block length for `series` (Politis-White 2004, with
+    Patton-Politis-White's correction, via arch), rounded up, at least `minimum`."""
+    series = np.asarray(series, dtype=np.float64)
+    series = series[np.isfinite(series)]
+    if len(series) < 3 or np.ptp(series) == 0:
+        return max(1, minimum)
+    chosen = float(optimal_block_length(series)["circular"].iloc[0])
+    return max(minimum, int(math.ceil(chosen)) if math.isfinite(chosen) else 1)
+
+
+def skill_test(model: np.ndarray, reference: np.ndarray, seed: int, overlap: int = 0,
+               reps: int = BOOTSTRAP_REPLICATES, level: float = 0.95) -> dict[str, float | int | None]:
+    """The geometric skill of `model` vs `reference` ((dates, assets) panels), its bootstrap
+    interval and the Diebold-Mariano test, on the same panel (module doc). `overlap`: how many
+    later origins a window's horizon reaches (stride < horizon), the least lag and block."""
+    skill = geometric_skill(model, reference)
+    m, r = normalised_by_reference(model, reference), normalised_by_reference(reference, reference)
+    dated = np.isfinite(m) & np.isfinite(r)
+    d = (m - r)[dated]
+    block = block_length(d, minimum=overlap + 1)
+    out: dict[str, float | int | None] = {"skill": skill, "skill_lo": None, "skill_hi": None, "dm_stat": None,
+                                          "dm_p": None, "dm_n": int(dated.sum()), "block_days": block}
+    if dated.sum() < 3:
+        return out  # too few origin dates for an interval or a test: say so rather than guess
+    bootstrap = CircularBlockBootstrap(block, model[dated], reference[dated], seed=seed)
+    draws = bootstrap.apply(lambda a, b: np.array([geometric_skill(a, b)]), reps=reps)[:, 0]
+    draws = draws[np.isfinite(draws)]
+    if draws.size:
+        out["skill_lo"], out["skill_hi"] = (float(v) for v in np.quantile(draws, [(1 - level) / 2, (1 + level) / 2]))
+    lags = min(max(DM_MIN_LAG, overlap), len(d) - 2)
+    dm = diebold_mariano(m[dated], r[dated], max_lag=lags)
+    out["dm_stat"], out["dm_p"] = dm["statistic"], dm["p_value"]
+    return out
+
+
+def model_confidence_set(panels: dict[str, np.ndarray], reference: np.ndarray, seed: int, overlap: int = 0,
+                         reps: int = BOOTSTRAP_REPLICATES // 2, size: float = MCS_SIZE) -> dict[str, dict]:
+    """{model: {"p_value", "in_set"}}: Hansen, Lunde and Nason's model confidence set (range
+    statistic, circular block bootstrap) on each model's per-date loss in units of the
+    reference's per-asset mean. A model is in the set when its MCS p-value is above `size`."""
+    losses = pd.DataFrame({name: normalised_by_reference(p, reference) for name, p in panels.items()}).dropna()
+    if len(losses) < 3 or losses.shape[1] < 2:
+        return {name: {"p_value": None, "in_set": None} for name in panels}
+    block = block_length(losses.mean(axis=1).to_numpy() - losses.mean(axis=1).mean(), minimum=overlap + 1)
+    mcs = MCS(losses, size=size, reps=reps, block_size=block, method="R", bootstrap="circular", seed=seed)
+    mcs.compute()
+    pvalues = mcs.pvalues["Pvalue"]
+    return {name: {"p_value": float(pvalues[name]), "in_set": bool(name in mcs.included)} for name in panels}
 
 
 def _newey_west_variance(d: np.ndarray, max_lag: int) -> float:
@@ -155,37 +191,3 @@ def diebold_mariano(loss_model: np.ndarray, loss_ref: np.ndarray, max_lag: int =
     stat = mean / math.sqrt(lrv / n) * hln
     p = float(2.0 * student_t.sf(abs(stat), df=n - 1))
     return {"mean_diff": mean, "statistic": float(stat), "p_value": p, "n": float(n)}
-
-
-def loss_differential_by_time(
-    times: Sequence[np.ndarray], loss_model: Sequence[np.ndarray], loss_ref: Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(unique sorted times, cross-sectional mean model loss, same for the reference) of a panel.
-
-    Inputs hold one array per asset: forecast-origin times (any sortable dtype) and per-window
-    losses. Averaging the assets that share an origin gives one time series, so the
-    Diebold-Mariano test sees each date once instead of treating same-date windows of different
-    assets, whose errors are correlated, as independent observations.
-    """
-    if not (len(times) == len(loss_model) == len(loss_ref)):
-        raise ValueError(
-            f"times, loss_model and loss_ref need one array per asset; got {len(times)}, {len(loss_model)}, "
-            f"{len(loss_ref)}"
-        )
-    if len(times) == 0:
-        raise ValueError("need at least one asset")
-    for a, (t, m, r) in enumerate(zip(times, loss_model, loss_ref, strict=True)):
-        if not (np.ndim(t) == np.ndim(m) == np.ndim(r) == 1 and len(t) == len(m) == len(r)):
-            raise ValueError(f"asset {a}: times, loss_model and loss_ref must be 1-D of equal length")
-    all_t = np.concatenate([np.asarray(t) for t in times])
-    all_m = np.concatenate([np.asarray(m, dtype=np.float64) for m in loss_model])
-    all_r = np.concatenate([np.asarray(r, dtype=np.float64) for r in loss_ref])
-    if len(all_t) == 0:
-        raise ValueError("no windows")
-    if not (np.all(np.isfinite(all_m)) and np.all(np.isfinite(all_r))):
-        raise ValueError("losses contain non-finite values")
-    uniq, inverse = np.unique(all_t, return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(uniq))
-    mean_m = np.bincount(inverse, weights=all_m, minlength=len(uniq)) / counts
-    mean_r = np.bincount(inverse, weights=all_r, minlength=len(uniq)) / counts
-    return uniq, mean_m, mean_r

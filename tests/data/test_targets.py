@@ -8,9 +8,7 @@ import pandas as pd
 import pytest
 
 from finmoirai.data.targets import calendar_features, log_returns, returns_to_prices, session_position
-from finmoirai.evaluation.calibration import window_quantile_loss
-from finmoirai.evaluation.metrics import gluonts_metrics
-from finmoirai.evaluation.series import Windows, load_series
+from finmoirai.evaluation.series import load_series
 from tests.helpers import write_feature_dir
 
 
@@ -73,20 +71,3 @@ def test_load_series_log_return_target_prices_from_the_last_close(tmp_path):
     manifest = json.loads((features / "manifest.json").read_text())
     with pytest.raises(ValueError, match="differ from the model's training covariates"):
         load_series(features, scalers, start, covariates=manifest["covariates"], target="log_return")
-
-
-def test_window_losses_add_up_to_gluonts_crps():
-    rng = np.random.default_rng(0)
-    n, h = 300, 12
-    price = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    observed = rng.random(n) > 0.05
-    from tests.helpers import price_series
-
-    series = price_series(price, observed)
-    origins = np.arange(100, n - h, h)
-    samples = price[origins - 1][:, None, None] * np.exp(rng.normal(0, 0.02, (len(origins), 50, h)))
-    w = Windows(series=series, origins=origins, samples={"m": samples})
-    truth = np.where(observed[origins[:, None] + np.arange(h)], price[origins[:, None] + np.arange(h)], np.nan)
-    num, den = window_quantile_loss(samples, truth)
-    expected = gluonts_metrics([w], "m", context_length=50, prediction_length=h)["crps"]
-    assert num.sum() / den.sum() == pytest.approx(expected, rel=1e-9)

@@ -30,8 +30,8 @@ def _series(price: np.ndarray, observed: np.ndarray | None = None) -> AssetSerie
 def _all(season: int = 24, **kw):
     kw = {"lookback": LOOKBACK, **kw}
     return {
-        "rw_ewma": lambda s, o, seed: baselines.ewma_random_walk_samples(s, o, CTX, H, S, seed, **kw),
-        "garch_t": lambda s, o, seed: baselines.garch_t_samples(s, o, CTX, H, S, seed, **kw),
+        "rw_ewma": lambda s, o, seed: baselines.ewma_random_walk_samples(s, o, CTX, H, S, seed, lam=0.94, **kw),
+        "garch_t": lambda s, o, seed: baselines.garch_t_samples(s, o, CTX, H, S, seed, lam=0.94, **kw),
         "seasonal_naive": lambda s, o, seed: baselines.seasonal_naive_samples(
             s, o, CTX, H, S, seed, season_length=season, **kw
         ),
@@ -125,7 +125,7 @@ def test_ewma_reacts_to_recent_volatility_unlike_the_plain_random_walk():
     rng = np.random.default_rng(2)
     r = np.concatenate([rng.normal(0, 0.002, 450), rng.normal(0, 0.02, 50)])
     s = _series(100 * np.exp(np.cumsum(r)))
-    paths = baselines.ewma_random_walk_samples(s, np.array([500]), CTX, H, 4000, 0, lookback=LOOKBACK)[0]
+    paths = baselines.ewma_random_walk_samples(s, np.array([500]), CTX, H, 4000, 0, lam=0.94, lookback=LOOKBACK)[0]
     sd = np.std(np.log(paths[:, 0] / s.price[499]))
     assert sd == pytest.approx(baselines.ewma_sigma(np.diff(np.log(s.price[:500])), 0.94), rel=0.05)
     assert sd > 0.012  # the calm 450 bars barely count
@@ -133,8 +133,8 @@ def test_ewma_reacts_to_recent_volatility_unlike_the_plain_random_walk():
 
 def test_ewma_lookback_never_passes_the_origin():
     s = _series(_garch_prices(700))
-    a = baselines.ewma_random_walk_samples(s, np.array([100]), 50, H, S, 0, lookback=10_000)
-    b = baselines.ewma_random_walk_samples(s, np.array([100]), 50, H, S, 0, lookback=100)
+    a = baselines.ewma_random_walk_samples(s, np.array([100]), 50, H, S, 0, lam=0.94, lookback=10_000)
+    b = baselines.ewma_random_walk_samples(s, np.array([100]), 50, H, S, 0, lam=0.94, lookback=100)
     np.testing.assert_array_equal(a, b)
 
 
@@ -151,8 +151,8 @@ def test_garch_failure_falls_back_to_ewma_and_is_counted(gseries, monkeypatch, c
 
     monkeypatch.setattr(baselines, "_garch_window", flaky)
     with caplog.at_level(logging.WARNING, logger="finmoirai.evaluation.baselines"):
-        out = baselines.garch_t_samples(gseries, origins, CTX, H, S, 4, lookback=LOOKBACK)
-    ewma = baselines.ewma_random_walk_samples(gseries, origins, CTX, H, S, 4, lookback=LOOKBACK)
+        out = baselines.garch_t_samples(gseries, origins, CTX, H, S, 4, lookback=LOOKBACK, lam=0.94)
+    ewma = baselines.ewma_random_walk_samples(gseries, origins, CTX, H, S, 4, lam=0.94, lookback=LOOKBACK)
     np.testing.assert_array_equal(out[0], ewma[0])
     assert not np.array_equal(out[1], ewma[1])
     assert "AAA origin 600" in caplog.text and "1 of 2 windows" in caplog.text
@@ -171,8 +171,8 @@ def test_garch_non_convergence_falls_back(gseries, monkeypatch, caplog):
 
     monkeypatch.setattr(arch, "arch_model", lambda *a, **k: Model())
     with caplog.at_level(logging.WARNING, logger="finmoirai.evaluation.baselines"):
-        out = baselines.garch_t_samples(gseries, np.array([600]), CTX, H, S, 4, lookback=LOOKBACK)
-    ewma = baselines.ewma_random_walk_samples(gseries, np.array([600]), CTX, H, S, 4, lookback=LOOKBACK)
+        out = baselines.garch_t_samples(gseries, np.array([600]), CTX, H, S, 4, lookback=LOOKBACK, lam=0.94)
+    ewma = baselines.ewma_random_walk_samples(gseries, np.array([600]), CTX, H, S, 4, lam=0.94, lookback=LOOKBACK)
     np.testing.assert_array_equal(out, ewma)
     assert "did not converge" in caplog.text
 
@@ -181,8 +181,8 @@ def test_garch_widens_after_a_volatility_burst():
     rng = np.random.default_rng(3)
     r = np.concatenate([rng.normal(0, 0.004, 470), rng.normal(0, 0.03, 30)])
     s = _series(100 * np.exp(np.cumsum(r)))
-    paths = baselines.garch_t_samples(s, np.array([500]), CTX, H, 2000, 0, lookback=LOOKBACK)[0]
-    calm = baselines.garch_t_samples(s, np.array([400]), CTX, H, 2000, 0, lookback=LOOKBACK)[0]
+    paths = baselines.garch_t_samples(s, np.array([500]), CTX, H, 2000, 0, lookback=LOOKBACK, lam=0.94)[0]
+    calm = baselines.garch_t_samples(s, np.array([400]), CTX, H, 2000, 0, lookback=LOOKBACK, lam=0.94)[0]
     assert np.std(np.log(paths[:, 0])) > 2 * np.std(np.log(calm[:, 0]))
 
 
@@ -242,6 +242,6 @@ def test_garch_one_step_spread_matches_the_fitted_conditional_volatility(gseries
     returns = 100 * np.diff(np.log(gseries.price[origin - 500 : origin]))
     res = arch_model(returns, mean="Zero", vol="GARCH", p=1, q=1, dist="t", rescale=False).fit(disp="off")
     sd = np.sqrt(res.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0]) / 100
-    paths = baselines.garch_t_samples(gseries, np.array([origin]), CTX, H, 40_000, 0, lookback=LOOKBACK)[0]
+    paths = baselines.garch_t_samples(gseries, np.array([origin]), CTX, H, 40_000, 0, lookback=LOOKBACK, lam=0.94)[0]
     assert np.std(np.log(paths[:, 0] / gseries.price[origin - 1])) == pytest.approx(sd, rel=0.05)
     assert res.params["nu"] < 15  # fat tails are fitted, so the t rescaling matters here

@@ -151,12 +151,55 @@ def test_the_evaluate_stage_runs_the_evaluate_selection(lake, tmp_path):
     """run.scored_data: this repo's params plus the evaluate keys."""
     params = {**PARAMS, "context_length": CONTEXT, "prediction_length": HORIZON,
               "evaluate": {**PARAMS["evaluate"], "lake_path": str(lake), **EVALUATE}}
-    features_dir, preprocessed_dir, start = scored_data(Sections.from_params(params), Path("unused"), Path("unused"),
-                                                        tmp_path)
+    trained = trained_features(tmp_path / "trained", {"BTC": "2017-01-01", "SPY": "2017-01-03"})
+    features_dir, preprocessed_dir, start = scored_data(Sections.from_params(params), trained, Path("unused"),
+                                                        tmp_path / "work")
     assert start == pd.Timestamp(TEST_START, tz="UTC")
     assert sorted(json.loads((preprocessed_dir / "scalers.json").read_text())) == ["BTC", "ETH"]
     manifest = json.loads((features_dir / "manifest.json").read_text())
     assert manifest["assets"][0]["first"].startswith(LAKE_START)
+
+
+def trained_features(out: Path, firsts: dict[str, str]) -> Path:
+    """A data/features folder whose manifest says the models were trained on `firsts`
+    (symbol -> first bar)."""
+    out.mkdir(parents=True)
+    assets = [{"symbol": s, "asset_class": "crypto", "first": str(pd.Timestamp(f, tz="UTC"))}
+              for s, f in firsts.items()]
+    (out / "manifest.json").write_text(json.dumps({"assets": assets}))
+    return out
+
+
+def test_scoring_the_training_period_of_a_trained_symbol_is_refused(lake, tmp_path):
+    """BTC trained from 2022-11-01 to split.train_end 2023-01-15; scoring it from 2023-01-01
+    would score 14 days of its training bars: one line naming both periods, before any work."""
+    params = {**PARAMS, "context_length": CONTEXT, "prediction_length": HORIZON,
+              "split": {"train_end": "2023-01-15", "val_end": "2023-01-25"},
+              "evaluate": {**PARAMS["evaluate"], "lake_path": str(lake), **EVALUATE}}
+    trained = trained_features(tmp_path / "trained", {"BTC": LAKE_START, "SPY": "2017-01-03"})
+    with pytest.raises(ParamsError) as raised:
+        scored_data(Sections.from_params(params), trained, Path("unused"), tmp_path / "work")
+    assert str(raised.value) == (
+        f"evaluate.lake_path {lake}: the scored period (evaluate.test_start 2023-01-01 00:00:00+00:00 to "
+        "2024-01-01 00:00:00+00:00) overlaps the models' training period of BTC (2022-11-01 00:00:00+00:00 to "
+        "split.train_end 2023-01-15 00:00:00+00:00), which would score in-sample bars; set evaluate.test_start "
+        "to 2023-01-15 or later, or leave BTC out of evaluate.symbols")
+    assert not (tmp_path / "work").exists()  # refused before the lake's data stages ran
+
+
+def test_a_period_before_or_after_the_training_period_is_scored(lake, tmp_path):
+    """Trained on BTC from 2024 on (after the lake's bars), or with split.train_end before the
+    test start: no overlap, nothing refused."""
+    from finmoirai.evaluation.other_lake import check_not_in_sample
+
+    selection = other_lake_selection(EXTRACT, evaluate_cfg(lake))
+    start = pd.Timestamp(TEST_START, tz="UTC")
+    later = [{"symbol": "BTC", "first": "2024-02-01 00:00:00+00:00"}]
+    check_not_in_sample(lake, selection, ["BTC", "ETH"], start, later, pd.Timestamp("2025-01-01", tz="UTC"))
+    earlier = [{"symbol": "BTC", "first": "2020-01-01 00:00:00+00:00"}]
+    check_not_in_sample(lake, selection, ["BTC", "ETH"], start, earlier, start)
+    with pytest.raises(ParamsError, match="overlaps the models' training period of BTC"):
+        check_not_in_sample(lake, selection, ["BTC", "ETH"], start, earlier, start + pd.Timedelta(hours=1))
 
 
 def one_line_error(lake: Path, work: Path, **overrides) -> str:

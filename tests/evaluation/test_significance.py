@@ -1,5 +1,7 @@
+"""Aggregation and tests of the headline: date panel, geometric skill, bootstrap interval and
+Diebold-Mariano on the same panel, model confidence set; hand-computed arrays."""
+
 import math
-import time
 
 import numpy as np
 import pytest
@@ -7,171 +9,93 @@ from scipy import stats
 
 from finmoirai.evaluation import significance as sig
 
-# ----------------------------------------------------------------------------- moving_block_indices
+# ----------------------------------------------------------------------------- date_panel, geometric_skill
 
 
-@pytest.mark.parametrize(("n", "block_length"), [(1, 1), (1, 5), (7, 3), (10, 5), (11, 4), (100, 7)])
-def test_block_indices_have_length_n_and_stay_in_range(n, block_length):
-    idx = sig.moving_block_indices(n, block_length, np.random.default_rng(0))
-    assert idx.shape == (n,)
-    assert np.issubdtype(idx.dtype, np.integer)
-    assert idx.min() >= 0 and idx.max() <= n - 1
+def test_date_panel_averages_an_assets_windows_per_date_and_leaves_gaps_nan():
+    days = [np.array([1, 1, 2]), np.array([2, 3, 3])]
+    losses = {"m": [np.array([1.0, 3.0, 5.0]), np.array([2.0, 4.0, np.nan])]}
+    dates, panels = sig.date_panel(days, losses)
+    assert dates.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(panels["m"], [[2.0, np.nan], [5.0, 2.0], [np.nan, 4.0]])
 
 
-def test_block_length_one_is_iid_sampling():
-    n, reps = 20, 20_000
-    rng = np.random.default_rng(1)
-    draws = np.stack([sig.moving_block_indices(n, 1, rng) for _ in range(reps)])
-    # every index equally likely at every position
-    freq = np.bincount(draws.ravel(), minlength=n) / draws.size
-    assert np.abs(freq - 1 / n).max() < 0.005
-    # consecutive positions independent: the next index follows the current one only by chance,
-    # P = (n - 1) / n**2 (blocks of 2 would make it about 1/2)
-    follows = (draws[:, 1:] == draws[:, :-1] + 1).mean()
-    assert abs(follows - (n - 1) / n**2) < 0.003
+def test_geometric_skill_by_hand():
+    """Asset A: model/ref = 2/4 = 0.5; asset B: 9/3 = 3 (a volatile asset whose losses are
+    ten times larger would decide a ratio of means). Geometric mean sqrt(0.5 * 3) = sqrt(1.5)."""
+    model = np.array([[1.0, 9.0], [3.0, np.nan]])  # dates x assets; A's mean 2, B's 9
+    ref = np.array([[4.0, 3.0], [4.0, np.nan]])
+    assert sig.geometric_skill(model, ref) == pytest.approx(1 - math.sqrt(1.5), rel=1e-12)
+    assert sig.geometric_skill(ref, ref) == 0.0
+    assert sig.geometric_skill(ref / 2, ref) == pytest.approx(0.5, rel=1e-12)
+    ratio_of_means = 1 - (2 + 9) / (4 + 3)  # what the old headline computed: B decides
+    assert ratio_of_means < sig.geometric_skill(model, ref)
 
 
-@pytest.mark.parametrize("block_length", [8, 9, 50])
-def test_block_at_least_n_is_the_whole_series(block_length):
-    for seed in range(5):
-        idx = sig.moving_block_indices(8, block_length, np.random.default_rng(seed))
-        np.testing.assert_array_equal(idx, np.arange(8))
+def test_normalised_series_is_in_units_of_the_references_asset_means():
+    ref = np.array([[2.0, 10.0], [6.0, 30.0]])  # asset means 4 and 20
+    model = np.array([[4.0, 20.0], [np.nan, 10.0]])
+    np.testing.assert_allclose(sig.normalised_by_reference(model, ref), [(1.0 + 1.0) / 2, 0.5])
+    np.testing.assert_allclose(sig.normalised_by_reference(ref, ref), [0.5, 1.5])
 
 
-@pytest.mark.parametrize(("n", "block_length"), [(12, 3), (14, 4), (50, 7)])
-def test_blocks_are_consecutive_runs(n, block_length):
-    rng = np.random.default_rng(2)
-    for _ in range(50):
-        idx = sig.moving_block_indices(n, block_length, rng)
-        n_blocks = math.ceil(n / block_length)
-        padded = np.full(n_blocks * block_length, -1)
-        padded[:n] = idx
-        for block in padded.reshape(n_blocks, block_length):
-            block = block[block >= 0]  # the last block may be truncated
-            np.testing.assert_array_equal(np.diff(block), 1)
-            assert block[0] <= n - block_length  # starts drawn in [0, n - block_length]
+# ----------------------------------------------------------------------------- skill_test
 
 
-def test_block_starts_cover_the_whole_range():
-    # starts are uniform over [0, n - b]: both ends are reachable
-    rng = np.random.default_rng(3)
-    starts = np.concatenate([sig.moving_block_indices(10, 4, rng)[::4] for _ in range(500)])
-    assert set(starts.tolist()) == set(range(7))
-
-
-def test_block_indices_reject_bad_arguments():
-    with pytest.raises(ValueError, match="n must be"):
-        sig.moving_block_indices(0, 2, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="block_length"):
-        sig.moving_block_indices(5, 0, np.random.default_rng(0))
-
-
-# ----------------------------------------------------------------------------- panel_skill_interval
-
-
-def _panel(seed=0, assets=3, periods=40, noise=0.3):
-    """Random positive (assets, periods) numerators / denominators; model ~10% better than ref."""
+def panels(n_dates=150, shift=0.0, seed=0):
+    """(model, reference) panels of 3 assets with very different loss scales; the model's
+    losses are the reference's times exp(shift) with noise, correlated across assets by date."""
     rng = np.random.default_rng(seed)
-    num_r = rng.uniform(1.0, 3.0, (assets, periods))
-    num_m = 0.9 * num_r * np.exp(noise * rng.standard_normal(num_r.shape))
-    den = rng.uniform(5.0, 10.0, (assets, periods))
-    return num_m, num_r, den
+    common = rng.gamma(2.0, 1.0, (n_dates, 1))
+    ref = common * np.array([1.0, 10.0, 100.0]) * rng.gamma(4.0, 0.25, (n_dates, 3))
+    model = ref * np.exp(shift + 0.2 * rng.standard_normal((n_dates, 3)))
+    return model, ref
 
 
-def test_identical_model_and_ref_give_exactly_zero():
-    _, num_r, den = _panel()
-    assert sig.panel_skill_interval(num_r.copy(), num_r, den, n_boot=200) == (0.0, 0.0, 0.0)
+def test_interval_and_test_run_on_the_same_panel():
+    model, ref = panels(shift=-0.15)
+    out = sig.skill_test(model, ref, seed=1)
+    assert out["skill"] == pytest.approx(sig.geometric_skill(model, ref))
+    assert 0 < out["skill_lo"] <= out["skill"] <= out["skill_hi"]  # clearly better: interval above 0
+    assert out["dm_stat"] < 0 and out["dm_p"] < 0.01 and out["dm_n"] == 150
+    m, r = sig.normalised_by_reference(model, ref), sig.normalised_by_reference(ref, ref)
+    direct = sig.diebold_mariano(m, r, max_lag=sig.DM_MIN_LAG)
+    assert out["dm_stat"] == direct["statistic"] and out["dm_p"] == direct["p_value"]
+    assert out == sig.skill_test(model, ref, seed=1)  # deterministic given the seed
 
 
-def test_half_the_loss_gives_exactly_one_half():
-    _, num_r, den = _panel()
-    point, lo, hi = sig.panel_skill_interval(0.5 * num_r, num_r, den, n_boot=200)
-    assert (point, lo, hi) == pytest.approx((0.5, 0.5, 0.5), abs=1e-15)
+def test_no_difference_gives_an_interval_around_zero_and_a_large_p():
+    model, ref = panels(shift=-0.02, seed=0)  # exp(-0.02 + 0.2 z) has mean 1: equal expected loss
+    out = sig.skill_test(model, ref, seed=2)
+    assert out["skill_lo"] < 0 < out["skill_hi"] and out["dm_p"] > 0.05
 
 
-def test_point_skill_by_hand_on_two_assets():
-    # asset A: crps_model = (1 + 2 + 0) / (1 + 3 + 0) = 0.75, crps_ref = (2 + 2) / 4 = 1.0
-    # asset B: crps_model = (3 + 1 + 2) / 6 = 1.0,            crps_ref = 12 / 6 = 2.0
-    # skill = 1 - mean(0.75, 1.0) / mean(1.0, 2.0) = 1 - 0.875 / 1.5 = 5 / 12
-    # (pooling the windows instead would give 1 - 0.9 / 1.6 = 0.4375); A has no window on date 3
-    num_m = np.array([[1.0, 2.0, 0.0], [3.0, 1.0, 2.0]])
-    num_r = np.array([[2.0, 2.0, 0.0], [4.0, 4.0, 4.0]])
-    den = np.array([[1.0, 3.0, 0.0], [2.0, 2.0, 2.0]])
-    point, lo, hi = sig.panel_skill_interval(num_m, num_r, den, block_length=1, n_boot=50)
-    assert point == pytest.approx(5 / 12, abs=1e-15)
-    assert lo <= point <= hi
+def test_block_length_is_chosen_from_the_data():
+    rng = np.random.default_rng(4)
+    white = rng.standard_normal(400)
+    persistent = np.zeros(400)
+    for t in range(1, 400):
+        persistent[t] = 0.9 * persistent[t - 1] + rng.standard_normal()
+    assert sig.block_length(persistent) > sig.block_length(white)
+    assert sig.block_length(white, minimum=3) >= 3
+    assert sig.block_length(np.ones(10)) == 1
 
 
-def test_interval_contains_point_and_same_seed_reproduces():
-    num_m, num_r, den = _panel()
-    first = sig.panel_skill_interval(num_m, num_r, den, seed=7)
-    assert first[1] < first[0] < first[2]
-    assert first[2] - first[1] > 0.01  # noisy data: a genuine interval, not a point
-    assert sig.panel_skill_interval(num_m, num_r, den, seed=7) == first
-    assert sig.panel_skill_interval(num_m, num_r, den, seed=8)[1:] != first[1:]
+def test_too_few_dates_gives_no_interval_and_no_test():
+    model, ref = panels(n_dates=2)
+    out = sig.skill_test(model, ref, seed=0)
+    assert out["skill_lo"] is None and out["dm_p"] is None and math.isfinite(out["skill"])
 
 
-def test_interval_is_centred_near_the_point():
-    num_m, num_r, den = _panel(assets=2, periods=300)
-    point, lo, hi = sig.panel_skill_interval(num_m, num_r, den, block_length=1, n_boot=2000)
-    assert point == pytest.approx(1 - 0.9 * math.exp(0.3**2 / 2), abs=0.03)  # E[lognormal noise] = e^(s^2/2)
-    assert abs((hi - point) - (point - lo)) < 0.3 * (hi - lo)
+# ----------------------------------------------------------------------------- model_confidence_set
 
 
-def test_interval_widens_with_noise():
-    # ref loss 1 per window, model 1 + s * e: skill = -s * mean(e) replicate by replicate,
-    # so with the same seed the interval width is exactly proportional to s
-    e = np.random.default_rng(4).standard_normal((2, 50))
-    ones = np.ones_like(e)
-    widths = []
-    for s in (0.1, 0.5):
-        _, lo, hi = sig.panel_skill_interval(1 + s * e, ones, ones, n_boot=500, seed=1)
-        widths.append(hi - lo)
-    assert widths[0] > 0
-    assert widths[1] == pytest.approx(5 * widths[0], rel=1e-9)
-
-
-def test_longer_blocks_widen_the_interval_for_persistent_noise():
-    # noise constant over runs of 20 dates: iid resampling treats 200 dates as independent
-    # and understates the spread; blocks of 20 see the ~10 effective observations
-    e = np.repeat(np.random.default_rng(5).standard_normal(10), 20)[None, :]
-    ones = np.ones((1, 200))
-    _, lo1, hi1 = sig.panel_skill_interval(1 + 0.2 * e, ones, ones, block_length=1, seed=2)
-    _, lo20, hi20 = sig.panel_skill_interval(1 + 0.2 * e, ones, ones, block_length=20, seed=2)
-    assert hi20 - lo20 > 2.5 * (hi1 - lo1)
-
-
-def test_interval_matches_a_loop_over_moving_block_indices():
-    # the vectorised bootstrap is the plain loop: n_boot calls of moving_block_indices, the
-    # same dates for every asset and for model and ref
-    num_m, num_r, den = _panel(assets=2, periods=14, seed=3)
-    n_boot, block, seed = 40, 4, 11
-    rng = np.random.default_rng(seed)
-    skills = []
-    for _ in range(n_boot):
-        idx = sig.moving_block_indices(14, block, rng)
-        crps_m = num_m[:, idx].sum(axis=1) / den[:, idx].sum(axis=1)
-        crps_r = num_r[:, idx].sum(axis=1) / den[:, idx].sum(axis=1)
-        skills.append(1 - crps_m.mean() / crps_r.mean())
-    expected = np.quantile(skills, [0.05, 0.95])
-    _, lo, hi = sig.panel_skill_interval(num_m, num_r, den, block_length=block, n_boot=n_boot, seed=seed, level=0.9)
-    np.testing.assert_allclose([lo, hi], expected, rtol=1e-12)
-
-
-def test_panel_interval_is_fast():
-    num_m, num_r, den = _panel(assets=10, periods=200)
-    start = time.perf_counter()
-    sig.panel_skill_interval(num_m, num_r, den, n_boot=2000)
-    assert time.perf_counter() - start < 2.0
-
-
-def test_resamples_missing_an_asset_are_dropped():
-    # asset 0 has a window on one date of two: iid resamples of dates sometimes miss it
-    num_m = np.array([[1.0, 0.0], [1.0, 1.0]])
-    num_r = np.array([[2.0, 0.0], [2.0, 2.0]])
-    den = np.array([[1.0, 0.0], [1.0, 1.0]])
-    point, lo, hi = sig.panel_skill_interval(num_m, num_r, den, block_length=1, n_boot=200)
-    assert point == pytest.approx(0.5) and (lo, hi) == pytest.approx((0.5, 0.5))
+def test_mcs_keeps_the_best_and_drops_a_clearly_worse_model():
+    best, ref = panels(shift=-0.1, seed=5)
+    worse = ref * 1.5
+    mcs = sig.model_confidence_set({"best": best, "ref": ref, "worse": worse}, ref, seed=0)
+    assert mcs["best"]["in_set"] and not mcs["worse"]["in_set"]
+    assert mcs["best"]["p_value"] == 1.0 and mcs["worse"]["p_value"] < 0.1
 
 
 # ----------------------------------------------------------------------------- diebold_mariano
@@ -268,70 +192,3 @@ def test_dm_validates_inputs(model, ref, max_lag, message):
         sig.diebold_mariano(model, ref, max_lag=max_lag)
 
 
-# ----------------------------------------------------------------------------- loss_differential_by_time
-
-
-def test_loss_differential_by_time_averages_across_assets():
-    times = [np.array([3, 1, 2], dtype=np.int64), np.array([2, 4, 3], dtype=np.int64)]
-    loss_model = [np.array([3.0, 1.0, 2.0]), np.array([6.0, 8.0, 5.0])]
-    loss_ref = [np.array([1.0, 1.0, 1.0]), np.array([3.0, 5.0, 7.0])]
-    t, m, r = sig.loss_differential_by_time(times, loss_model, loss_ref)
-    np.testing.assert_array_equal(t, [1, 2, 3, 4])
-    assert t.dtype == np.int64
-    # t=1: A only; t=2: A 2, B 6; t=3: A 3, B 5; t=4: B only
-    np.testing.assert_allclose(m, [1.0, (2.0 + 6.0) / 2, (3.0 + 5.0) / 2, 8.0])
-    np.testing.assert_allclose(r, [1.0, (1.0 + 3.0) / 2, (1.0 + 7.0) / 2, 5.0])
-
-
-def test_loss_differential_by_time_keeps_datetime_dtype_and_feeds_dm():
-    base = np.datetime64("2024-01-01T00:00", "ns")
-    step = np.timedelta64(1, "h")
-    times = [base + step * np.arange(6), base + step * np.arange(2, 8)]
-    rng = np.random.default_rng(8)
-    loss_ref = [rng.uniform(1, 2, 6), rng.uniform(1, 2, 6)]
-    loss_model = [x - 0.5 for x in loss_ref]
-    t, m, r = sig.loss_differential_by_time(times, loss_model, loss_ref)
-    assert t.dtype == times[0].dtype and len(t) == 8
-    np.testing.assert_allclose(m - r, -0.5)
-    assert sig.diebold_mariano(m, r)["statistic"] < -1e6  # -inf or huge: d is -0.5 up to rounding
-
-
-def test_loss_differential_by_time_validates_inputs():
-    with pytest.raises(ValueError, match="one array per asset"):
-        sig.loss_differential_by_time([np.arange(2)], [np.ones(2)], [])
-    with pytest.raises(ValueError, match="equal length"):
-        sig.loss_differential_by_time([np.arange(3)], [np.ones(2)], [np.ones(2)])
-    with pytest.raises(ValueError, match="non-finite"):
-        sig.loss_differential_by_time([np.arange(2)], [np.array([1.0, np.nan])], [np.ones(2)])
-
-
-# ----------------------------------------------------------------------------- joint resampling
-def test_panel_resamples_the_same_dates_for_every_asset():
-    """Two assets whose model-minus-reference losses are perfectly anti-correlated across dates:
-    resampling dates jointly keeps the cancellation (a narrow interval), resampling each asset
-    on its own would not."""
-    rng = np.random.default_rng(4)
-    swing = rng.normal(0, 0.5, 60)
-    ref = np.ones((2, 60))
-    model = np.vstack([1 + swing, 1 - swing])
-    den = np.ones((2, 60))
-    _, lo, hi = sig.panel_skill_interval(model, ref, den, block_length=3, n_boot=500)
-    assert hi - lo < 1e-9
-    apart = [sig.panel_skill_interval(model[[a]], ref[[a]], den[[a]], block_length=3, n_boot=500) for a in (0, 1)]
-    assert all(h - low > 0.05 for _, low, h in apart)  # each asset alone is noisy
-
-
-def test_panel_rejects_bad_input():
-    ok = np.ones((2, 5))
-    with pytest.raises(ValueError, match="one shape"):
-        sig.panel_skill_interval(ok, np.ones((2, 4)), ok)
-    with pytest.raises(ValueError, match="positive denominator"):
-        sig.panel_skill_interval(ok, ok, np.vstack([np.ones(5), np.zeros(5)]))
-    with pytest.raises(ValueError, match="non-finite"):
-        sig.panel_skill_interval(np.full((2, 5), np.nan), ok, ok)
-    with pytest.raises(ValueError, match="n_boot"):
-        sig.panel_skill_interval(ok, ok, ok, n_boot=0)
-    with pytest.raises(ValueError, match="level"):
-        sig.panel_skill_interval(ok, ok, ok, level=1.0)
-    with pytest.raises(ValueError, match="block_length"):
-        sig.panel_skill_interval(ok, ok, ok, block_length=0)
