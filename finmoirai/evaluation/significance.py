@@ -35,6 +35,7 @@ __all__ = ["date_panel", "diebold_mariano", "geometric_skill", "model_confidence
 BOOTSTRAP_REPLICATES = 2000
 MCS_SIZE = 0.10  # models outside the set are worse than the best at the 10% level
 DM_MIN_LAG = 4  # Newey-West lags (days) of the Diebold-Mariano variance at least
+MIN_BLOCK_SELECTION = 10  # dates needed to choose a block length from the data (arch fails below 8)
 
 
 def date_panel(days: Sequence[np.ndarray], losses: dict[str, Sequence[np.ndarray]]) -> tuple[np.ndarray,
@@ -86,7 +87,7 @@ def block_length(series: np.ndarray, minimum: int = 1) -> int:
     Patton-Politis-White's correction, via arch), rounded up, at least `minimum`."""
     series = np.asarray(series, dtype=np.float64)
     series = series[np.isfinite(series)]
-    if len(series) < 3 or np.ptp(series) == 0:
+    if len(series) < MIN_BLOCK_SELECTION or np.ptp(series) == 0:  # too short to estimate autocorrelations
         return max(1, minimum)
     chosen = float(optimal_block_length(series)["circular"].iloc[0])
     return max(minimum, int(math.ceil(chosen)) if math.isfinite(chosen) else 1)

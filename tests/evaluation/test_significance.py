@@ -192,3 +192,13 @@ def test_dm_validates_inputs(model, ref, max_lag, message):
         sig.diebold_mariano(model, ref, max_lag=max_lag)
 
 
+
+
+def test_a_handful_of_dates_still_gets_an_interval_and_a_test():
+    """Another lake scored over a few origin dates (8 windows on 4 dates): too short to choose
+    a block length from the data (arch's estimator fails below 8 points), so blocks of 1."""
+    model, ref = panels(n_dates=4, shift=-0.1)
+    out = sig.skill_test(model, ref, seed=0)
+    assert out["block_days"] == 1 and out["skill_lo"] <= out["skill"] <= out["skill_hi"] and out["dm_n"] == 4
+    mcs = sig.model_confidence_set({"m": model, "ref": ref}, ref, seed=0)
+    assert set(mcs) == {"m", "ref"}
