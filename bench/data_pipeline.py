@@ -115,7 +115,7 @@ def startup_floor(log: Path, repeats: int = 3) -> dict[str, float]:
 
 def stage_params(lake: Path, cfg: SyntheticConfig, workers: int | None, batch_size: int | None) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["lake"]["path"] = str(lake)
+    params["lake"]["path"] = params["evaluate"]["lake_path"] = str(lake)
     params["extract"].update(asset_classes=list(class_counts(cfg)), years=years_covered(cfg), symbols=[])
     params["features"]["market_proxy"] = market_proxy(cfg)
     start = pd.Timestamp(cfg.start)
@@ -162,7 +162,7 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
     (work / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
     quality = json.loads((work / "data/preprocessed/quality_report.json").read_text())["totals"]
     res["quality"] = {k: quality[k] for k in ("rows_in", "rows_out", "rows_dropped", "rows_inserted",
-                                              "outliers_replaced", "inconsistent_high_low")}
+                                              "outliers", "inconsistent_high_low")}
     if n <= args.naive_max:
         wall, rss, _ = run([py, str(Path(__file__).resolve()), "--naive", str(work)], work, log)
         res.update(naive_s=wall, naive_rss=rss)

@@ -9,13 +9,12 @@ that is the reference in distribution. Its spread is the part of any skill's noi
 the yardstick moving, not the model; compare it with the differences between models.
 
     .venv/bin/python bench/reference_noise.py                       # 5 seeds, test period
-    .venv/bin/python bench/reference_noise.py --seeds 8 --split val --set evaluate.num_samples=400
+    .venv/bin/python bench/reference_noise.py --seeds 8 --split val --set baselines.num_samples=100
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -23,11 +22,12 @@ from pathlib import Path
 import yaml
 from seeds import apply_override  # `key.sub=value` as dvc exp run -S (a sibling script)
 
-from finmoirai.evaluation.forecasters import forecasters, run_windows
-from finmoirai.evaluation.metrics import date_panels, score_assets
-from finmoirai.evaluation.series import load_series
+from finmoirai.evaluation.forecasters import baseline_forecasters
+from finmoirai.evaluation.metrics import date_panels, per_asset_means
+from finmoirai.evaluation.scores import score_windows
+from finmoirai.evaluation.scoring import period_windows
 from finmoirai.evaluation.significance import geometric_skill
-from finmoirai.params import EvaluateConfig, SplitConfig, knobs, section
+from finmoirai.params import BaselinesConfig, EvaluateConfig, SplitConfig, knobs, section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,27 +43,25 @@ def main(argv: list[str] | None = None) -> None:
     params = yaml.safe_load(args.params.read_text())
     for assignment in args.set:
         apply_override(params, assignment)
-    experiment, cfg, split = knobs(params), section(params, EvaluateConfig, "evaluate"), section(params,
-                                                                                                SplitConfig, "split")
-    start, until = (split.train_end_ts, split.val_end_ts) if args.split == "val" else (split.val_end_ts, None)
-    scalers = json.loads((args.data / "preprocessed" / "scalers.json").read_text())
-    series = load_series(args.data / "features", scalers, start, target=experiment.target, scored_until=until)
-    reference = cfg.reference
-    fns = {reference: forecasters({}, experiment.context_length, experiment.prediction_length, experiment.patch_size,
-                                  cfg)[reference]}
+    experiment, split = knobs(params), section(params, SplitConfig, "split")
+    cfg, stride = section(params, BaselinesConfig, "baselines"), section(params, EvaluateConfig, "evaluate").stride
+    reference = section(params, EvaluateConfig, "evaluate").reference
+    windows, _ = period_windows(args.data / "features", args.data / "preprocessed", split, args.split, experiment,
+                                stride)
+    fns = {reference: baseline_forecasters(cfg, experiment.context_length, experiment.prediction_length)[reference]}
     panels, crps = [], []
     for seed in range(args.seeds):
         started = time.monotonic()
-        windows, _, _ = run_windows(series, fns, experiment.context_length, experiment.prediction_length, cfg.stride,
-                                    seed)
-        assets = score_assets(windows, [reference], experiment.context_length, experiment.prediction_length)
-        panels.append(date_panels(assets, [reference])[reference])
-        crps.append(statistics.fmean(a.mean(reference)["crps"] for a in assets))
+        table, _, _ = score_windows(windows, fns, seed, experiment.context_length, experiment.prediction_length,
+                                    stride)
+        panels.append(date_panels(table, [reference])[reference])
+        crps.append(float(per_asset_means(table, ["crps"])["crps"].mean()))
         skill = geometric_skill(panels[-1], panels[0])
         print(f"seed {seed}: {reference} CRPS {crps[-1]:.6f}  skill vs seed 0 {skill:+.5f}  "
-              f"({sum(len(w.origins) for w in windows)} windows, {time.monotonic() - started:.0f} s)", flush=True)
+              f"({len(table)} windows, {time.monotonic() - started:.0f} s)", flush=True)
     skills = [geometric_skill(p, panels[0]) for p in panels[1:]]
-    print(f"{reference}, {args.split} period, {cfg.num_samples} samples: CRPS mean {statistics.fmean(crps):.6f} "
+    print(f"{reference}, {args.split} period, {cfg.num_samples} samples (baselines.num_samples): "
+          f"CRPS mean {statistics.fmean(crps):.6f} "
           f"std {statistics.stdev(crps):.6f} ({statistics.stdev(crps) / statistics.fmean(crps):.2%}); "
           f"skill of a reseeded reference: std {statistics.stdev(skills) if len(skills) > 1 else float('nan'):.5f}, "
           f"max |skill| {max(abs(s) for s in skills):.5f}")

@@ -3,7 +3,8 @@
 For each seed (and each `--set` override of params.yaml) it runs the real stage scripts
 `pretrain -> finetune -> evaluate` (test period) and `evaluate` again with `evaluate.split: val`,
 each as its own process, in a work directory under --out whose `data/` links to this repo's
-built data stages (run `make repro` or `dvc repro build` first). It prints the headline skill
+built data stages (run `make repro` or `dvc repro build` first). The `baselines` stage runs once,
+before the seeds (its scores do not depend on the model's seed), and every seed reads them. It prints the headline skill
 (exact CRPS of the horizon return, geometric over assets, vs `evaluate.reference`) per seed
 with its 95% block-bootstrap interval and Diebold-Mariano p, then the mean and standard
 deviation over seeds, for the validation and the test period. Recipes are chosen on the validation
@@ -49,13 +50,13 @@ def apply_override(params: dict, assignment: str) -> None:
     node[leaf] = yaml.safe_load(raw)
 
 
-def work_dir(out: Path, params: dict, data: Path, datasets: Path) -> Path:
+def work_dir(out: Path, params: dict, data: Path, datasets: Path, baselines: Path | None = None) -> Path:
     """A directory that looks like the repo to the stage scripts: the built data linked (the
     scripts run from this repo by their absolute path, the package is installed in the venv)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    for name, source in (("features", data / "features"), ("preprocessed", data / "preprocessed"),
-                         ("datasets", datasets)):
+    sources = [("features", data / "features"), ("preprocessed", data / "preprocessed"), ("datasets", datasets)]
+    for name, source in sources + ([("baselines", baselines)] if baselines else []):
         link = out / "data" / name
         if not link.exists():
             if not source.exists():
@@ -84,9 +85,16 @@ def evaluate(work: Path, params: dict, split: str) -> dict:
             "qlike": metrics["moirai"]["qlike"], "step1_vs_reference": step["moirai"][0] / step[reference][0]}
 
 
-def one_seed(out: Path, params: dict, seed: int, data: Path, datasets: Path) -> dict:
+def score_baselines(out: Path, params: dict, data: Path, datasets: Path) -> Path:
+    """The baselines stage once, for every seed: its scores do not depend on `seed`."""
+    work = work_dir(out / "baselines", params, data, datasets)
+    run_stage(work, "baselines", "baselines.log")
+    return work / "data" / "baselines"
+
+
+def one_seed(out: Path, params: dict, seed: int, data: Path, datasets: Path, baselines: Path) -> dict:
     params = json.loads(json.dumps(params)) | {"seed": seed}
-    work = work_dir(out / f"seed-{seed}", params, data, datasets)
+    work = work_dir(out / f"seed-{seed}", params, data, datasets, baselines)
     started = time.monotonic()
     for stage in STAGES:
         run_stage(work, stage, f"{stage}.log")
@@ -118,8 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     for assignment in args.overrides:
         apply_override(params, assignment)
     results = {}
+    datasets = args.datasets or args.data / "datasets"
+    baselines = score_baselines(args.out, params, args.data, datasets)
     for seed in args.seeds:
-        results[seed] = one_seed(args.out, params, seed, args.data, args.datasets or args.data / "datasets")
+        results[seed] = one_seed(args.out, params, seed, args.data, datasets, baselines)
         r = results[seed]
         print(f"seed {seed:>4}: " + "  ".join(
             f"{split} skill {r[split]['skill']:+.4f} [{r[split]['lo']:+.4f}, {r[split]['hi']:+.4f}] "

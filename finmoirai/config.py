@@ -23,6 +23,8 @@ from finmoirai.atomic import clear_stale, is_rank_zero
 from finmoirai.data.features import covariate_sets
 from finmoirai.data.targets import CALENDAR_COLUMNS
 from finmoirai.params import (
+    DEMO_LAKE,
+    BaselinesConfig,
     BuildConfig,
     EvaluateConfig,
     ExtractConfig,
@@ -46,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 SECTIONS = {"lake": LakeConfig, "extract": ExtractConfig, "split": SplitConfig, "preprocess": PreprocessConfig,
             "features": FeaturesConfig, "build": BuildConfig, "model": ModelConfig, "pretrain": PretrainConfig,
-            "finetune": FinetuneConfig, "evaluate": EvaluateConfig}
+            "finetune": FinetuneConfig, "baselines": BaselinesConfig, "evaluate": EvaluateConfig}
 TOP_LEVEL = ("seed", "patch_size", "context_length", "prediction_length", "target", "calendar", "min_context_ratio")
 
 
@@ -98,10 +100,30 @@ def validate_params(params: dict[str, Any]) -> dict[str, Any]:
     require(not share or parsed["build"].synthetic_assets > 0,
             f"param pretrain.synthetic_share: {share} draws from a synthetic corpus, but build.synthetic_assets is 0; "
             f"set build.synthetic_assets > 0, or synthetic_share: null")
+    check_evaluation(parsed)
     covariates = covariate_sets(parsed["features"])[experiment.target]
     variates = 1 + len(covariates) + (len(CALENDAR_COLUMNS) if experiment.calendar else 0)
     check_token_budget(experiment, variates, model.max_seq_len)
     return parsed
+
+
+def check_evaluation(parsed: dict[str, Any]) -> None:
+    """The rules that tie evaluate to the baselines, the lake and the asset classes."""
+    cfg, base, lake, classes = parsed["evaluate"], parsed["baselines"], parsed["lake"], parsed["extract"].asset_classes
+    require(cfg.reference in base.models,
+            f"param evaluate.reference: {cfg.reference!r} must be one of baselines.models {base.models}")
+    if {"seasonal_naive", "auto_ets"} & set(base.models):
+        missing = [c for c in classes if c not in base.season_length]
+        require(not missing, f"param baselines.season_length: no season length for asset class(es) "
+                             f"{', '.join(missing)} of extract.asset_classes")
+    missing = [c for c in [*classes, *cfg.asset_classes] if c not in cfg.transaction_cost_bps]
+    require(not missing, f"param evaluate.transaction_cost_bps: no cost for asset class(es) {', '.join(missing)}")
+    require(cfg.lake_path != DEMO_LAKE or lake.path == DEMO_LAKE,
+            f"param evaluate.lake_path: {DEMO_LAKE} is the demo lake's folder, but lake.path is {lake.path}; to score "
+            f"the pipeline's own data set evaluate.lake_path: {lake.path}")
+    require(cfg.split == "test" or not cfg.scores_other_lake(lake),
+            "param evaluate.split: 'val' scores this repo's validation period; with another evaluate.lake_path, or "
+            "evaluate.symbols/asset_classes/years/test_start, use test")
 
 
 def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:

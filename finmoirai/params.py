@@ -141,6 +141,7 @@ TARGETS = ("level", "log_return")  # what Moirai forecasts (finmoirai/data/targe
 CLASSES = ("crypto", "fx", "equity")  # the asset classes with a trading calendar
 SOURCES = ("demo", "synthetic")  # what the lake stage writes
 BAD_ASSET_POLICIES = ("fail", "skip")  # preprocess.on_bad_asset
+OUTLIER_ACTIONS = ("flag", "replace")  # preprocess.outlier_action
 # Lightning's names (tests/training/test_loops.py checks them against the installed Lightning),
 # listed here so that validating params.yaml does not import torch.
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")
@@ -318,6 +319,7 @@ class PreprocessConfig:
     max_fill_bars: int
     outlier_window: int
     outlier_threshold: float
+    outlier_action: str  # flag: count the trailing Hampel filter's outliers; replace: also replace them
     min_train_rows: int
     workers: int  # processes across assets; 0 = all cores when there are enough assets
     on_bad_asset: str  # fail: a bad asset stops the stage; skip: it is left out and reported
@@ -328,6 +330,8 @@ class PreprocessConfig:
         require(self.outlier_window >= 3, f"param preprocess.outlier_window: must be >= 3, got {self.outlier_window}")
         require(self.outlier_threshold > 0,
                 f"param preprocess.outlier_threshold: must be positive, got {self.outlier_threshold}")
+        require(self.outlier_action in OUTLIER_ACTIONS,
+                f"param preprocess.outlier_action: {self.outlier_action!r} is not one of {', '.join(OUTLIER_ACTIONS)}")
         require(self.min_train_rows >= 1, f"param preprocess.min_train_rows: must be >= 1, got {self.min_train_rows}")
         require(self.on_bad_asset in BAD_ASSET_POLICIES,
                 f"param preprocess.on_bad_asset: {self.on_bad_asset!r} is not one of {', '.join(BAD_ASSET_POLICIES)}")
@@ -512,21 +516,43 @@ class FinetuneConfig(TrainerConfig):
 
 
 @dataclasses.dataclass(frozen=True)
+class BaselinesConfig:
+    """The baselines stage: what a quant would use instead of the model, scored on the windows
+    evaluate scores, with a seed of their own so that the yardstick never moves with the
+    model's `seed`."""
+
+    models: list[str]
+    seed: int  # the baselines' own sampling seed (not the top-level seed)
+    num_samples: int  # sample paths per window: more than the model's, their Monte-Carlo noise is in every skill
+    lookback: int  # bars of history the statistical baselines fit on
+    ewma_halflife: float  # bars: RW-EWMA's volatility memory (its lambda = 0.5 ** (1 / ewma_halflife))
+    season_length: dict[str, int]
+
+    def validate(self) -> None:
+        unknown = [b for b in self.models if b not in BASELINES]
+        require(not unknown, f"param baselines.models: unknown {unknown}; known: {', '.join(BASELINES)}")
+        require(bool(self.models), "param baselines.models: name at least the reference (evaluate.reference)")
+        require(self.num_samples >= 10, f"param baselines.num_samples: must be >= 10, got {self.num_samples}")
+        require(self.lookback >= 50, f"param baselines.lookback: must be >= 50, got {self.lookback}")
+        require(self.ewma_halflife > 0, f"param baselines.ewma_halflife: must be > 0 bars, got {self.ewma_halflife}")
+        require(all(v >= 1 for v in self.season_length.values()), "param baselines.season_length: lengths must be >= 1")
+
+
+DEMO_LAKE = "data/lake"  # where the lake stage writes the demo lake (lake.path's default)
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
     stride: int
     num_samples: int
     batch_size: int
     threads: int  # torch intra-op threads for the models' forecasts (fixed: the result depends on it)
     plot_assets: int
-    baselines: list[str]
     reference: str  # the baseline that the headline skill is measured against
-    lookback: int  # bars of history the statistical baselines fit on
-    ewma_halflife: float  # bars: RW-EWMA's volatility memory (its lambda = 0.5 ** (1 / ewma_halflife))
-    season_length: dict[str, int]
-    transaction_cost_bps: float
+    transaction_cost_bps: dict[str, float]  # per asset class, per unit of turnover
     sizing: str
     split: str  # the period scored: test, or val to choose recipes without looking at test
-    lake_path: str | None  # evaluate on another lake with the trained model
+    lake_path: str  # the lake scored: lake.path (the pipeline's own data) or another lake, a DVC dependency
     symbols: list[str]
     asset_classes: list[str]
     years: list[int]  # the other lake's years (empty: extract.years)
@@ -538,25 +564,25 @@ class EvaluateConfig:
         require(self.batch_size >= 1, f"param evaluate.batch_size: must be >= 1, got {self.batch_size}")
         require(self.plot_assets >= 0, f"param evaluate.plot_assets: must be >= 0, got {self.plot_assets}")
         require(self.threads >= 1, f"param evaluate.threads: must be >= 1, got {self.threads}")
-        unknown = [b for b in self.baselines if b not in BASELINES]
-        require(not unknown, f"param evaluate.baselines: unknown {unknown}; known: {', '.join(BASELINES)}")
-        require(self.reference in self.baselines,
-                f"param evaluate.reference: {self.reference!r} must be one of evaluate.baselines {self.baselines}")
-        require(self.lookback >= 50, f"param evaluate.lookback: must be >= 50, got {self.lookback}")
-        require(self.ewma_halflife > 0, f"param evaluate.ewma_halflife: must be > 0 bars, got {self.ewma_halflife}")
-        require(all(v >= 1 for v in self.season_length.values()), "param evaluate.season_length: lengths must be >= 1")
-        require(self.transaction_cost_bps >= 0,
-                f"param evaluate.transaction_cost_bps: must be >= 0, got {self.transaction_cost_bps}")
+        require(self.reference in BASELINES,
+                f"param evaluate.reference: {self.reference!r} is not a baseline; known: {', '.join(BASELINES)}")
+        negative = {k: v for k, v in self.transaction_cost_bps.items() if v < 0}
+        require(not negative, f"param evaluate.transaction_cost_bps: must be >= 0, got {negative}")
         require(self.sizing in ("sign", "confidence"),
                 f"param evaluate.sizing: 'sign' or 'confidence', got {self.sizing!r}")
         require(self.split in ("test", "val"), f"param evaluate.split: 'test' or 'val', got {self.split!r}")
-        require(self.split == "test" or self.lake_path is None,
-                "param evaluate.split: 'val' scores this repo's validation period; with evaluate.lake_path use test")
-        for name in ("symbols", "asset_classes", "years", "test_start"):
-            value = getattr(self, name)
-            require(self.lake_path is not None or value in (None, []),
-                    f"param evaluate.{name}: only used with evaluate.lake_path, got {value!r} without it")
+        require(bool(self.lake_path.strip()),
+                "param evaluate.lake_path: must name a lake (lake.path, the default, scores the pipeline's own data)")
         dup = sorted({y for y in self.years if self.years.count(y) > 1})
         require(not dup, f"param evaluate.years: duplicate year(s) {', '.join(map(str, dup))}")
         if self.test_start is not None:
             _date(self.test_start, "evaluate.test_start")
+
+    def selects(self) -> bool:
+        """Whether a selection of its own (symbols, classes, years, test start) is set."""
+        return bool(self.symbols or self.asset_classes or self.years or self.test_start is not None)
+
+    def scores_other_lake(self, lake: LakeConfig) -> bool:
+        """Whether evaluate runs the data stages on `lake_path` itself (another lake, or a
+        selection of the pipeline's own) rather than reading the pipeline's features."""
+        return Path(self.lake_path) != Path(lake.path) or self.selects()

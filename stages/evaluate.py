@@ -18,12 +18,12 @@ from finmoirai.evaluation.run import Sections, evaluate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    features_dir, preprocessed, finetuned, pretrained, metrics, plots = stage_paths(
-        argv, "features", "preprocessed", "finetuned", "pretrained", "metrics", "plots")
+    features_dir, preprocessed, baselines, finetuned, pretrained, metrics, plots, live = stage_paths(
+        argv, "features", "preprocessed", "baselines", "finetuned", "pretrained", "metrics", "plots", "live")
     params = stage_params("evaluate")
     models = {"moirai": finetuned, "zero_shot": pretrained}
-    with atomic_outputs(metrics, plots, merge=(metrics,)) as (staged_metrics, staged_plots):
-        evaluate(Sections.from_params(params), features_dir, preprocessed, models, staged_metrics, staged_plots)
+    with atomic_outputs(metrics, plots, live, merge=(metrics,)) as staged:
+        evaluate(Sections.from_params(params), features_dir, preprocessed, baselines, models, *staged)
 
 
 if __name__ == "__main__":

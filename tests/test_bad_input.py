@@ -31,6 +31,7 @@ PLANTED = {
     "split": {"train_end": "2018-09-01", "val_end": "2018-11-01"},
     "features": {"market_proxy": {"crypto": "BTC"}, "workers": 1},
     "preprocess": {"workers": 1},
+    "evaluate": {"lake_path": "lake"},  # the pipeline's own lake
 }
 STAGE_PATHS = {
     "extract": ["data/extracted"],

@@ -71,7 +71,7 @@ def test_seeds(small, tmp_path) -> None:
     tiny = TINY_MODEL + ["pretrain.max_steps=2", "pretrain.warmup_steps=1", "pretrain.batch_size=4",
                          "pretrain.val_check_interval=2", "finetune.max_epochs=1", "finetune.batch_size=16",
                          "finetune.train_distance=400", "evaluate.stride=240", "evaluate.num_samples=20",
-                         "evaluate.plot_assets=1"]
+                         "baselines.num_samples=20", "evaluate.plot_assets=1"]
     out = bench("seeds.py", "--params", str(small / "params.yaml"), "--data", str(small / "data"), "--seeds", "1",
                 "--out", str(tmp_path / "seeds"), "--json", str(tmp_path / "seeds.json"),
                 *[a for kv in tiny for a in ("--set", kv)], cwd=tmp_path)
@@ -82,6 +82,6 @@ def test_seeds(small, tmp_path) -> None:
 
 def test_reference_noise(small, tmp_path) -> None:
     out = bench("reference_noise.py", "--params", str(small / "params.yaml"), "--data", str(small / "data"),
-                "--seeds", "2", *[a for kv in TINY_MODEL + ["evaluate.stride=120", "evaluate.num_samples=20"]
+                "--seeds", "2", *[a for kv in TINY_MODEL + ["evaluate.stride=120", "baselines.num_samples=20"]
                                   for a in ("--set", kv)], cwd=tmp_path)
     assert "seed 1: garch_t CRPS" in out and "skill of a reseeded reference" in out, out

@@ -52,8 +52,8 @@ def test_a_window_over_the_token_budget_names_the_tokens() -> None:
 
 
 def test_a_typo_anywhere_fails_in_any_stage() -> None:
-    with pytest.raises(ParamsError, match=r"evaluate.baselines: unknown \['arima'\]"):
-        validate_params(changed(evaluate__baselines=["rw_ewma", "arima"]))
+    with pytest.raises(ParamsError, match=r"baselines.models: unknown \['arima'\]"):
+        validate_params(changed(baselines__models=["rw_ewma", "arima"]))
     with pytest.raises(ParamsError, match="unknown top-level key.*patchsize"):
         validate_params(changed(patchsize=64))
     with pytest.raises(ParamsError, match="model.scaler: zero_mean needs target log_return"):
@@ -106,3 +106,20 @@ def test_every_stage_sweeps_what_killed_stages_left(tmp_path, monkeypatch):
     sweep_stale_outputs()
     remaining = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert remaining == sorted([*kept, "dvc.yaml"])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"baselines__models": ["rw_ewma"]}, "param evaluate.reference: 'garch_t' must be one of baselines.models"),
+    ({"lake__path": "/lakes/mine"},
+     "param evaluate.lake_path: data/lake is the demo lake's folder, but lake.path is /lakes/mine; to score the "
+     "pipeline's own data set evaluate.lake_path: /lakes/mine"),
+    ({"evaluate__split": "val", "evaluate__symbols": ["BTC"]}, "param evaluate.split: 'val' scores this repo's"),
+    ({"evaluate__transaction_cost_bps": {"crypto": 5.0}},
+     "param evaluate.transaction_cost_bps: no cost for asset class(es) fx, equity"),
+    ({"baselines__season_length": {"crypto": 24}},
+     "param baselines.season_length: no season length for asset class(es) fx, equity"),
+])
+def test_evaluation_rules_across_sections(change, message) -> None:
+    with pytest.raises(ParamsError) as raised:
+        validate_params(changed(**change))
+    assert str(raised.value).startswith(message), raised.value

@@ -31,6 +31,7 @@ TINY = {
     "model": {"num_layers": 1, "max_seq_len": 256},
     "pretrain": {"max_steps": 4, "warmup_steps": 1, "batch_size": 4, "val_check_interval": 2},
     "finetune": {"max_epochs": 1, "batch_size": 16, "train_distance": 400},
+    "baselines": {"num_samples": 50},
     "evaluate": {"stride": 240, "num_samples": 20, "plot_assets": 1},
 }
 
@@ -83,7 +84,8 @@ def _metrics(repo: Path) -> dict:
 
 def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     out = _run(["dvc", "repro"], repo)
-    for stage in ("lake", "extract", "preprocess", "features", "build", "pretrain", "finetune", "evaluate"):
+    for stage in ("lake", "extract", "preprocess", "features", "build", "pretrain", "finetune", "baselines",
+                  "evaluate"):
         assert f"Running stage '{stage}'" in out
     metrics = _metrics(repo)
     for model in ("moirai", "zero_shot", "random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"):
@@ -97,6 +99,7 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     details = json.loads((repo / "metrics" / "evaluate_details.json").read_text())
     for name in ("sq_error", "abs_error", "sharpe", "coverage_50", "qlike"):  # the full table: details and report
         assert math.isfinite(details["models"]["moirai"][name]), name
+    assert math.isfinite(details["buy_and_hold"]["sharpe"])
     assert set(details["skill_vs"]["moirai"]) == {"random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"}
     assert any(v["in_set"] for v in details["mcs"].values())
     report = (repo / "metrics" / "report.md").read_text()
@@ -217,7 +220,7 @@ def test_exp_show_is_narrow_and_a_fresh_clone_shows_the_baseline(repo, tmp_path)
     header = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0].split(",")
     print(f"dvc exp show: {len(header)} columns, {leaves} metric columns")
     assert leaves <= 53, leaves  # evaluate 40 (val and test headline, 4 per model), training 6, data quality 7
-    assert len(header) <= 200, len(header)  # 53 metrics, ~100 params, ~40 dependency hashes
+    assert len(header) <= 210, len(header)  # 53 metrics, ~105 params, ~50 dependency hashes
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], clone))))
@@ -266,6 +269,16 @@ def test_back_to_the_baseline_restores_from_the_run_cache(repo):
         assert f"Stage '{stage}' is cached - skipping run" in out, out
     committed = _run(["git", "show", "HEAD:metrics/evaluate.json"], repo)
     assert _metrics(repo) == json.loads(committed)
+
+
+def test_model_knobs_never_rerun_the_baselines(repo):
+    """The baselines stage depends on the data and the windows only, and samples with
+    baselines.seed: a new model seed retrains and re-scores the model, and reuses the
+    baselines' scores (the same yardstick)."""
+    before = (repo / "data" / "baselines" / "test.parquet").read_bytes()
+    out = _run(["dvc", "exp", "run", "-S", "seed=7"], repo)
+    assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
+    assert (repo / "data" / "baselines" / "test.parquet").read_bytes() == before
 
 
 def test_remote_round_trip(repo):
@@ -350,9 +363,23 @@ def test_evaluate_on_a_lake_of_other_years_reruns_only_evaluate(repo):
     assert "Test period from 2023-01-01 00:00:00+00:00" in (repo / "metrics" / "report.md").read_text()
 
 
+def test_an_edited_file_of_the_other_lake_reruns_evaluate(repo):
+    """The scored lake is a dependency of evaluate: with the same params, cutting the last 300
+    bars off one asset's file reruns evaluate, which scores two windows fewer."""
+    import polars as pl
+
+    before = _metrics(repo)["test"]["windows"]
+    (path,) = (repo / "other_lake").glob("asset_class=crypto/frequency=*/symbol=BTC/year=2023/*.parquet")
+    frame = pl.read_parquet(path)
+    frame.head(frame.height - 300).write_parquet(path)
+    out = _run(["dvc", "exp", "run"], repo)
+    assert _ran(out) == {"evaluate"}, out
+    assert _metrics(repo)["test"]["windows"] == before - 2  # BTC keeps origins 1464 and 1704
+
+
 def test_validation_period_is_scored_by_evaluate_alone(repo):
     # last: the lake tests before it score another lake, which only has a test period
-    out = _run(["dvc", "exp", "run", "-S", "evaluate.split=val", "-S", "evaluate.lake_path=null", "-S",
+    out = _run(["dvc", "exp", "run", "-S", "evaluate.split=val", "-S", "evaluate.lake_path=data/lake", "-S",
                 "evaluate.symbols=[]", "-S", "evaluate.asset_classes=[]", "-S", "evaluate.years=[]",
                 "-S", "evaluate.test_start=null"], repo)
     assert _ran(out) == {"evaluate"}, out
@@ -360,3 +387,25 @@ def test_validation_period_is_scored_by_evaluate_alone(repo):
     assert metrics["scored"] == "val" and metrics["val"]["windows"] > 0 and math.isfinite(metrics["val"]["skill"])
     assert metrics["test"]["skill"] is None  # choosing on validation never looks at test
     assert "Validation period from 2019-01-01" in (repo / "metrics" / "report.md").read_text()
+
+
+def test_plots_show_and_diff_draw_every_plot_with_a_subset_of_baselines(repo):
+    """dvc.yaml's plots follow baselines.models: with two baselines, `dvc plots show` and
+    `dvc plots diff` against the committed run draw every declared plot from data."""
+    out = _run(["dvc", "exp", "run", "-S", "evaluate.split=test", "-S", "baselines.models=[random_walk,garch_t]"], repo)
+    assert {"baselines", "evaluate"} <= _ran(out), out
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    names = [next(iter(p)) for p in declared]
+    for command in (["dvc", "plots", "show", "--json"], ["dvc", "plots", "diff", "HEAD", "--json"]):
+        shown = json.loads(_run(command, repo))
+        assert not shown.get("errors"), shown.get("errors")
+        for name in names:
+            (plot,) = shown["data"][name]
+            values = plot["content"]["data"]["values"]
+            fields = {v.get("field") or v.get("filename::field", "").split("::")[-1] for v in values}
+            assert values and fields, (command, name)
+            if "baselines" in json.dumps(declared[names.index(name)]):
+                assert {"random_walk", "garch_t"} <= fields and "auto_ets" not in fields, (name, fields)
+    diff = json.loads(_run(["dvc", "plots", "diff", "HEAD", "--json"], repo))
+    revisions = {r for v in diff["data"].values() for p in v for r in p.get("revisions", [])}
+    assert {"HEAD", "workspace"} <= revisions, revisions

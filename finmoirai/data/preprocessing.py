@@ -51,9 +51,11 @@ ACTIONS: dict[str, dict[str, str]] = {
                                         "reset to the envelope of the four prices, row kept"},
     "zero_volume": {"action": "kept",
                     "detail": "volume zero, negative, NaN or infinite; all but zero set to 0, row kept as observed"},
-    "outliers_replaced": {"action": "clipped",
-                          "detail": "Hampel outlier of log close; close set to the rolling median, open/high/low "
-                                    "clipped into the accepted band, observed=false"},
+    "outliers": {"action": "flagged",
+                 "detail": "Hampel outlier of log close against the trailing preprocess.outlier_window bars (the bar "
+                           "and those before it, never after: no look-ahead). outlier_action flag: counted, the bar "
+                           "kept as observed; replace: close set to the trailing median, open/high/low clipped into "
+                           "the accepted band, observed=false (never a forecast anchor or truth)"},
     "off_calendar": {"action": "dropped",
                      "detail": "timestamp outside the asset class's trading calendar"},
     "gaps_filled": {"action": "inserted",
@@ -152,10 +154,12 @@ def repair_high_low(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
 
 
 def hampel_flags(log_close: np.ndarray, window: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centered Hampel filter: (flags, rolling median, scaled MAD) of each point's window.
+    """Trailing (causal) Hampel filter: (flags, rolling median, scaled MAD) of each point's window.
 
-    The window of point i is x[i - window//2 : i + window - window//2], cut at the series'
-    ends; median and MAD are exactly np.median's (the two middle values averaged)."""
+    The window of point i is x[i - window + 1 : i + 1], cut at the series' start: whether bar
+    i is an outlier depends on bars up to i only. (A centred window would decide with bars
+    after i: whether a jump is replaced would depend on whether it later reverts.) Median and
+    MAD are exactly np.median's (the two middle values averaged)."""
     x = np.ascontiguousarray(log_close, dtype=np.float64)
     if not np.isfinite(x).all():
         raise ValueError("Hampel filter needs finite log prices (bad prices are dropped before it)")
@@ -167,24 +171,19 @@ def hampel_flags(log_close: np.ndarray, window: int, threshold: float) -> tuple[
 
 @numba.njit(cache=True)
 def _rolling_median_mad(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """Centred rolling median and MAD in O(n * window): a sorted copy of the window is kept up
+    """Trailing rolling median and MAD in O(n * window): a sorted copy of the window is kept up
     to date (one removal and one insertion per step), the median is read off its middle, and
     the MAD is the median of the deviations, merged outward from the median in sorted order.
     (np.median over a sliding-window view does a partition per row: several times slower.)"""
     n = len(x)
-    half = window // 2
-    tail = window - 1 - half
     med = np.empty(n)
     mad = np.empty(n)
     buf = np.empty(window)
     k = 0
-    for j in range(min(n, tail)):  # the first window's right part; the loop adds x[i + tail]
-        k = _insert(buf, k, x[j])
     for i in range(n):
-        if i - half - 1 >= 0:
-            k = _remove(buf, k, x[i - half - 1])
-        if i + tail < n:
-            k = _insert(buf, k, x[i + tail])
+        if i - window >= 0:
+            k = _remove(buf, k, x[i - window])
+        k = _insert(buf, k, x[i])
         m = buf[k // 2] if k % 2 == 1 else (buf[k // 2 - 1] + buf[k // 2]) / 2.0
         med[i] = m
         # Deviations below the median grow leftwards from `lo`, those above rightwards from
@@ -226,11 +225,16 @@ def _remove(buf: np.ndarray, k: int, value: float) -> int:  # pragma: no cover
 
 
 def replace_outliers(df: pd.DataFrame, cfg: PreprocessConfig) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Replace close outliers by the rolling median; clip o/h/l into the accepted band.
-    Returns the bars and the count of outliers replaced."""
+    """Count close outliers of the trailing Hampel filter; with `outlier_action: replace`, set
+    them to the trailing median and clip o/h/l into the accepted band (unobserved from then on).
+    Returns the bars and the count of outliers."""
     df = df.copy()
     x = np.log(df["close"].to_numpy())
     flags, med, mad = hampel_flags(x, cfg.outlier_window, cfg.outlier_threshold)
+    counts = {"outliers": int(flags.sum())}
+    if cfg.outlier_action == "flag":
+        df["observed"] = True
+        return df, counts
     if flags.any():
         lo = np.exp(med - cfg.outlier_threshold * mad)[flags]
         hi = np.exp(med + cfg.outlier_threshold * mad)[flags]
@@ -241,7 +245,7 @@ def replace_outliers(df: pd.DataFrame, cfg: PreprocessConfig) -> tuple[pd.DataFr
         df.loc[idx, "high"] = df.loc[idx, PRICES].max(axis=1)
         df.loc[idx, "low"] = df.loc[idx, PRICES].min(axis=1)
     df["observed"] = ~flags
-    return df, {"outliers_replaced": int(flags.sum())}
+    return df, counts
 
 
 # --------------------------------------------------------------------------- grid filling
@@ -442,7 +446,7 @@ def quality_headline(report: dict[str, Any]) -> dict[str, int]:
     stay in quality_report.json and the evaluation report."""
     totals = report["totals"]
     return {"assets": totals["assets"], "rows_out": totals["rows_out"],
-            "bad_bars": sum(totals[k] for k in BAD_BAR_KINDS), "outliers_replaced": totals["outliers_replaced"],
+            "bad_bars": sum(totals[k] for k in BAD_BAR_KINDS), "outliers": totals["outliers"],
             "gaps_filled": totals["gaps_filled"], "skipped_assets": totals["skipped_assets"],
             "skipped_partitions": totals["skipped_partitions"]}
 
@@ -451,7 +455,7 @@ def _log_asset(sym: str, counts: dict[str, int]) -> None:
     logger.info(
         "%s: %d -> %d rows, %d gaps filled (%d long), %d outliers, %d bad high/low, %d bad price, "
         "%d zero volume, %d duplicates, %d unsorted, %d off-calendar, %d null timestamps; train/val/test %d/%d/%d",
-        sym, *(counts[k] for k in ("rows_in", "rows_out", "gaps_filled", "long_gaps", "outliers_replaced",
+        sym, *(counts[k] for k in ("rows_in", "rows_out", "gaps_filled", "long_gaps", "outliers",
                                    "inconsistent_high_low", "non_positive_price", "zero_volume", "duplicate_timestamps",
                                    "unsorted", "off_calendar", "null_timestamps", "train_rows", "val_rows",
                                    "test_rows")),

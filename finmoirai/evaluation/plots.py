@@ -23,20 +23,21 @@ def _plt():
     return plt
 
 
-def plot_fan_chart(w: Windows, model: str, path: Path, max_windows: int = 10) -> None:
-    """History, truth, median and 50%/90% bands of the last `max_windows` forecasts."""
+def plot_fan_chart(w: Windows, samples: np.ndarray, model: str, path: Path, max_windows: int = 10) -> None:
+    """History, truth, median and 50%/90% bands of the last `max_windows` forecasts
+    (`samples`: the model's price paths (W, S, H) on `w`'s windows)."""
     plt = _plt()
     s = w.series
     chosen = list(range(max(0, len(w.origins) - max_windows), len(w.origins)))
     first = w.origins[chosen[0]]
-    last = w.origins[chosen[-1]] + w.samples[model].shape[-1]
+    last = w.origins[chosen[-1]] + samples.shape[-1]
     span = slice(max(0, first - 2 * (last - first) // max(1, len(chosen))), last)
     fig, ax = plt.subplots(figsize=(11, 4))
     truth = np.where(s.observed[span], s.price[span], np.nan)
     ax.plot(s.timestamps[span], truth, color="black", lw=1.0, label="truth")
     for n, i in enumerate(chosen):
         o = w.origins[i]
-        paths = w.samples[model][i]
+        paths = samples[i]
         t = s.timestamps[o : o + paths.shape[-1]]
         q05, q25, q50, q75, q95 = np.quantile(paths, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
         ax.fill_between(t, q05, q95, color="tab:blue", alpha=0.18, lw=0, label="90% interval" if n == 0 else None)
@@ -52,16 +53,32 @@ def plot_fan_chart(w: Windows, model: str, path: Path, max_windows: int = 10) ->
     plt.close(fig)
 
 
-def write_plot_data(result: dict[str, Any], out: Path) -> None:
-    """CSV files for DVC's vega plots: CRPS per horizon step and calibration per model."""
+PLOT_DATA = ("crps_by_horizon", "calibration", "pit", "cumulative_returns")
+
+
+def write_plot_data(result: dict[str, Any], out: Path, baselines: list[str]) -> None:
+    """CSV files for DVC's plots, two per plot: `<plot>.csv` with the trained models (and
+    buy-and-hold) and `<plot>_baselines.csv` with `baselines.models`, which dvc.yaml's plot
+    definitions name through `${baselines.models}`, so a subset of baselines draws."""
     out.mkdir(parents=True, exist_ok=True)
-    steps = pd.DataFrame(result["per_step"])
-    steps.insert(0, "step", np.arange(1, len(steps) + 1))
-    steps.to_csv(out / "crps_by_horizon.csv", index=False)
+    models = [m for m in result["models"] if m not in baselines]
+    steps = np.arange(1, len(next(iter(result["per_step"].values()))) + 1)
     levels = sorted(next(iter(result["coverage"].values())))
-    calib = pd.DataFrame({m: [c[level] for level in levels] for m, c in result["coverage"].items()})
-    calib.insert(0, "nominal", levels)
-    calib.to_csv(out / "calibration.csv", index=False)
+    bins = len(next(iter(result["pit"].values())))
+    equity = pd.DataFrame({m: (1.0 + r).cumprod() for m, r in result["equity"].items()}).ffill().fillna(1.0)
+    days = (equity.index - equity.index[0]) / pd.Timedelta(days=1)
+    frames = {
+        "crps_by_horizon": ("step", steps, lambda m: result["per_step"][m]),
+        "calibration": ("nominal", levels, lambda m: [result["coverage"][m][level] for level in levels]),
+        "pit": ("pit", (np.arange(bins) + 0.5) / bins,
+                lambda m: np.asarray(result["pit"][m], dtype=float) / max(1, sum(result["pit"][m])) * bins),
+        "cumulative_returns": ("days", np.round(days.to_numpy(), 6), lambda m: equity[m].to_numpy()),
+    }
+    for name, (x, values, column) in frames.items():
+        extra = ["buy_and_hold"] if name == "cumulative_returns" else []
+        for suffix, names in (("", models + extra), ("_baselines", baselines)):
+            frame = pd.DataFrame({x: values} | {m: column(m) for m in names})
+            frame.to_csv(out / f"{name}{suffix}.csv", index=False)
 
 
 def plot_all(result: dict[str, Any], out: Path) -> None:
@@ -109,9 +126,9 @@ def plot_all(result: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    for m in models:
+    for m in result["equity"]:
         equity = (1.0 + result["equity"][m]).cumprod()
-        ax.plot(equity.index, equity.to_numpy(), label=m, lw=1)
+        ax.plot(equity.index, equity.to_numpy(), label=m, lw=1, color="black" if m == "buy_and_hold" else None)
     ax.set(ylabel="growth of 1 (net of costs)", title="Cumulative strategy returns, equal-weight over assets")
     ax.legend(fontsize=7)
     fig.autofmt_xdate()

@@ -18,8 +18,13 @@ COLUMNS = [
     ("coverage_50", "cov 50%", "{:.3f}"),
     ("coverage_80", "cov 80%", "{:.3f}"),
     ("coverage_95", "cov 95%", "{:.3f}"),
-    ("directional_accuracy", "dir. acc.", "{:.3f}"),
+]
+TRADING_COLUMNS = [
     ("sharpe", "Sharpe", "{:+.2f}"),
+    ("sharpe_se", "± SE", "{:.2f}"),
+    ("directional_accuracy", "dir. acc.", "{:.3f}"),
+    ("exposure", "in market", "{:.2f}"),
+    ("turnover", "turnover", "{:.2f}"),
     ("max_drawdown", "max DD", "{:.2f}"),
 ]
 
@@ -66,9 +71,11 @@ def markdown_report(result: dict[str, Any], meta: dict[str, Any]) -> str:
         "the 95% interval score over the context's mean absolute horizon return. *QLIKE*: of the forecast variance "
         "of the horizon return against the realised variance (sum of squared bar returns); 0 is perfect. *MASE*, "
         "*MAE*: of the median forecast. *cov*: the share of realised returns inside the central interval. Quantiles "
-        "are numpy's linear rule everywhere. Trading: long/short on the sign of the median forecast return over the "
-        f"holding period, held until the next origin, {meta['cost_bps']} bp cost per unit turnover; metrics averaged "
-        "over assets.",
+        "are numpy's linear rule everywhere. Baselines draw "
+        f"{meta.get('baseline_samples', '-')} paths per window with a seed of their own (baselines.seed), the trained "
+        f"models {meta.get('model_samples', '-')}; the fair CRPS estimator is unbiased at any number of paths.",
+        "",
+        *trading_table(result, meta),
         "",
         "## Skill and significance vs the reference",
         "",
@@ -82,6 +89,22 @@ def markdown_report(result: dict[str, Any], meta: dict[str, Any]) -> str:
     if meta.get("quality"):
         lines += quality_table(meta["quality"])
     return "\n".join(lines) + "\n"
+
+
+def trading_table(result: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """The trading rule per model beside buy-and-hold, Sharpe with its standard error."""
+    rows = {**result["models"], "buy_and_hold": result.get("buy_and_hold", {})}
+    costs = ", ".join(f"{k} {v:g}" for k, v in meta["cost_bps"].items())
+    return ["## Trading", "",
+            "Long/short on the sign of the median forecast return over the holding period (min(stride, horizon) "
+            "bars, until the next origin), flat where that median is within its Monte-Carlo standard error; "
+            f"cost per unit turnover in bp: {costs}. Buy-and-hold is long over the same bars. Metrics are means over "
+            "assets; the Sharpe ratio is annualised, its standard error from a circular block bootstrap of the bar "
+            "returns.", "",
+            "| strategy | " + " | ".join(label for _, label, _ in TRADING_COLUMNS) + " |",
+            "|---|" + "---:|" * len(TRADING_COLUMNS),
+            *(f"| {m} | " + " | ".join(_fmt(fmt, v.get(key)) for key, _, fmt in TRADING_COLUMNS) + " |"
+              for m, v in rows.items() if v)]
 
 
 def skill_vs_table(skill_vs: dict[str, dict[str, float]]) -> list[str]:
@@ -131,7 +154,7 @@ def per_asset_table(per_asset: dict[str, dict[str, dict[str, float]]], models: l
 
 
 QUALITY_COLUMNS = ("rows_in", "rows_out", "rows_dropped", "rows_inserted", "gaps_filled", "long_gaps",
-                   "outliers_replaced", "inconsistent_high_low", "non_positive_price", "zero_volume",
+                   "outliers", "inconsistent_high_low", "non_positive_price", "zero_volume",
                    "duplicate_timestamps", "unsorted", "off_calendar")
 
 

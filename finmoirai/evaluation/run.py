@@ -1,12 +1,19 @@
-"""The evaluate stage: rolling-origin forecasts of the test (or validation) period, the
-fine-tuned and the zero-shot Moirai beside the baselines on the same windows, scored in
-price units; writes the headline metrics, the details, the report and the plots.
+"""The baselines and evaluate stages, as one small pipeline that reads in one direction:
 
-By default it scores the pipeline's own assets (data/features). With `evaluate.lake_path`
-set it runs extract -> preprocess -> features on that lake in a temporary directory, with
-this repo's params and the evaluate selection (years, symbols, asset classes), fitting
-scalers on the lake's bars before `evaluate.test_start`, and scores the trained models
-there from that test start on, without retraining.
+windows (series.plan_windows) -> sample paths per model (forecasters) -> per-window scores
+(scores.score_windows) -> aggregation and tests (metrics.summarise) -> report and plots.
+
+`baselines` runs the first three steps for `baselines.models` on the validation and the test
+windows of the pipeline's own data, with `baselines.seed`, and writes the score tables: a model
+knob never reruns them. `evaluate` runs them for the fine-tuned and the zero-shot Moirai on the
+scored period's windows, joins the baselines' rows (the same windows, checked), and writes the
+headline metrics, the details, the report and the plots.
+
+With `evaluate.lake_path` another lake than lake.path (or a selection of its own), evaluate
+runs extract -> preprocess -> features on it in a scratch directory, with this repo's params
+and the evaluate selection (years, symbols, asset classes), fitting scalers on the lake's bars
+before `evaluate.test_start`, and scores the trained models and the baselines there from that
+test start on, without retraining.
 """
 
 from __future__ import annotations
@@ -17,20 +24,25 @@ import logging
 import typing
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
+from dvclive import Live
 from finmoirai import write_json
 from finmoirai.atomic import scratch_dir
 from finmoirai.data.lake import list_assets
 from finmoirai.data.targets import TARGET_COLUMNS
-from finmoirai.evaluation.forecasters import forecasters, run_windows
-from finmoirai.evaluation.metrics import headline, score_assets, summarise
+from finmoirai.evaluation.forecasters import moirai_forecasters
+from finmoirai.evaluation.metrics import check_same_windows, headline, summarise
 from finmoirai.evaluation.other_lake import check_not_in_sample, lake_features_for_scoring, other_lake_selection
 from finmoirai.evaluation.plots import plot_all, plot_fan_chart, write_plot_data
 from finmoirai.evaluation.report import headline_metrics, markdown_report
-from finmoirai.evaluation.series import Windows, load_series
+from finmoirai.evaluation.scores import score_windows
+from finmoirai.evaluation.scoring import period_bounds, period_windows, score_baselines, stored_baselines
+from finmoirai.evaluation.series import Windows, load_series, plan_windows
 from finmoirai.params import (
+    BaselinesConfig,
     EvaluateConfig,
     ExtractConfig,
     FeaturesConfig,
@@ -48,11 +60,12 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Sections:
-    """The params evaluate reads: its own section, the knobs and the split, and (for another
-    lake) the data stages' sections it reruns there."""
+    """The params evaluate reads: its own section, the baselines', the knobs and the split, and
+    (for another lake) the data stages' sections it reruns there."""
 
     experiment: Knobs
     evaluate: EvaluateConfig
+    baselines: BaselinesConfig
     split: SplitConfig
     lake: LakeConfig
     extract: ExtractConfig
@@ -65,6 +78,19 @@ class Sections:
         return cls(knobs(params), *(section(params, hints[f.name], f.name) for f in dataclasses.fields(cls)[1:]))
 
 
+def score_moirai(windows: list[Windows], modules: dict, params: Sections,
+                 keep: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+    """The trained models' rows of the score table (torch seeded with the top-level seed)."""
+    experiment = params.experiment
+    fns = moirai_forecasters(modules, experiment.context_length, experiment.prediction_length, experiment.patch_size,
+                             params.evaluate, experiment.calendar)
+    torch.manual_seed(experiment.seed)
+    table, kept, seconds = score_windows(windows, fns, experiment.seed, experiment.context_length,
+                                         experiment.prediction_length, params.evaluate.stride, keep=keep)
+    logger.info("model forecast seconds: %s", {k: round(v, 1) for k, v in seconds.items()})
+    return table, kept
+
+
 def one_per_class_first(windows: list[Windows]) -> list[Windows]:
     """Fan charts should show every asset class before a second asset of any class."""
     seen: set[str] = set()
@@ -75,13 +101,10 @@ def one_per_class_first(windows: list[Windows]) -> list[Windows]:
     return first + rest
 
 
-def scored_data(params: Sections, features_dir: Path, preprocessed_dir: Path,
-                work: Path) -> tuple[Path, Path, pd.Timestamp]:
-    """(features dir, preprocessed dir, scored-period start): this repo's, or another lake's
-    run through the data stages into `work` with a warm-up split ending at `evaluate.test_start`."""
+def scored_data(params: Sections, features_dir: Path, work: Path) -> tuple[Path, Path, pd.Timestamp]:
+    """(features dir, preprocessed dir, scored-period start) of another lake run through the
+    data stages into `work`, with a warm-up split ending at `evaluate.test_start`."""
     cfg, split, experiment = params.evaluate, params.split, params.experiment
-    if cfg.lake_path is None:
-        return features_dir, preprocessed_dir, split.train_end_ts if cfg.split == "val" else split.val_end_ts
     selection = other_lake_selection(params.extract, cfg)
     logger.info("evaluating on lake %s (%s)", cfg.lake_path, selection)
     lake = Path(cfg.lake_path)
@@ -90,76 +113,118 @@ def scored_data(params: Sections, features_dir: Path, preprocessed_dir: Path,
         scored = sorted(symbol for _, symbol in list_assets(lake, selection, params.lake.strict))
         check_not_in_sample(lake, selection, scored, pd.Timestamp(cfg.test_start or split.val_end, tz="UTC"),
                             trained, split.train_end_ts)
-    start = lake_features_for_scoring(Path(cfg.lake_path), selection, cfg.test_start or split.val_end,
+    start = lake_features_for_scoring(lake, selection, cfg.test_start or split.val_end,
                                       params.preprocess, params.features, experiment.context_length,
                                       experiment.prediction_length, work, strict=params.lake.strict,
                                       naive_timezone=params.lake.naive_timezone)
     return work / "features", work / "preprocessed", start
 
 
-def validation_headline(params: Sections, features_dir: Path, preprocessed_dir: Path, covariates: list[str],
-                        fns: dict) -> dict:
+def other_lake_windows(params: Sections, features_dir: Path, covariates: list[str],
+                       work: Path) -> tuple[list[Windows], list[str], dict, pd.Timestamp]:
+    """Windows, skipped assets, data quality and test start of another lake."""
+    experiment = params.experiment
+    scored_features, scored_preprocessed, start = scored_data(params, features_dir, work)
+    scalers = json.loads((scored_preprocessed / "scalers.json").read_text())
+    quality = json.loads((scored_preprocessed / "quality_report.json").read_text())
+    series = load_series(scored_features, scalers, start, covariates=covariates, target=experiment.target)
+    windows, skipped = plan_windows(series, experiment.context_length, experiment.prediction_length,
+                                    params.evaluate.stride)
+    return windows, skipped, quality, start
+
+
+def validation_headline(params: Sections, features_dir: Path, preprocessed_dir: Path, baselines_dir: Path,
+                        covariates: list[str], modules: dict) -> dict:
     """Moirai's skill vs the reference on the validation period (the same windows rule), so
     that `dvc exp show` puts the period recipes are chosen on beside the test period."""
-    experiment, split = params.experiment, params.split
-    scalers = json.loads((preprocessed_dir / "scalers.json").read_text())
-    series = load_series(features_dir, scalers, split.train_end_ts, covariates=covariates, target=experiment.target,
-                         scored_until=split.val_end_ts)
-    windows, _, _ = run_windows(series, fns, experiment.context_length, experiment.prediction_length,
-                                params.evaluate.stride, experiment.seed)
-    assets = score_assets(windows, list(fns), experiment.context_length, experiment.prediction_length)
-    return headline(assets, "moirai", params.evaluate.reference, experiment.prediction_length, params.evaluate.stride)
+    cfg, experiment = params.evaluate, params.experiment
+    windows, _ = period_windows(features_dir, preprocessed_dir, params.split, "val", experiment, cfg.stride,
+                                covariates)
+    moirai, _ = score_moirai(windows, {"moirai": modules["moirai"]}, params)
+    reference = stored_baselines(baselines_dir, "val", params.baselines)
+    table = pd.concat([moirai, reference[reference["model"] == cfg.reference]], ignore_index=True)
+    check_same_windows(table, f"{baselines_dir / 'val.parquet'}")
+    return headline(table, "moirai", cfg.reference, experiment.prediction_length, cfg.stride)
 
 
-def evaluate(params: Sections, features_dir: Path, preprocessed_dir: Path, models: dict[str, Path],
-             metrics_dir: Path, plots_dir: Path) -> dict:
+def log_to_dvclive(head: dict, result: dict, live_dir: Path) -> None:
+    """The headline and the per-step CRPS, calibration and PIT through dvclive, as training
+    logs its NLL curves (the git-tracked metrics/evaluate.json stays what `dvc exp show` reads)."""
+    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        for period in ("val", "test"):
+            for key, value in head[period].items():
+                if value is not None:
+                    live.log_metric(f"{period}/{key}", value, plot=False)
+        for model, values in result["models"].items():
+            for key in ("crps", "msis", "qlike"):
+                live.log_metric(f"{model}/{key}", values[key], plot=False)
+        models = list(result["models"])
+        steps = [{"step": h + 1} | {m: result["per_step"][m][h] for m in models}
+                 for h in range(len(result["per_step"][models[0]]))]
+        live.log_plot("crps_by_horizon", steps, x="step", y=models, title="CRPS per horizon step")
+        levels = sorted(result["coverage"][models[0]])
+        coverage = [{"nominal": lv} | {m: result["coverage"][m][lv] for m in models} for lv in levels]
+        live.log_plot("calibration", coverage, x="nominal", y=models, title="Calibration of central intervals")
+        bins = len(result["pit"][models[0]])
+        pit = [{"pit": (b + 0.5) / bins} | {m: result["pit"][m][b] for m in models} for b in range(bins)]
+        live.log_plot("pit", pit, x="pit", y=models, title="PIT histogram (counts)")
+
+
+def evaluate(params: Sections, features_dir: Path, preprocessed_dir: Path, baselines_dir: Path,
+             models: dict[str, Path], metrics_dir: Path, plots_dir: Path, live_dir: Path) -> dict:
     """Forecast, score and write everything; returns the headline metrics."""
     experiment, cfg, split = params.experiment, params.evaluate, params.split
     torch.set_num_threads(cfg.threads)
     modules = {name: load_module(str(path)).eval() for name, path in models.items()}
-    trained_covariates = json.loads((features_dir / "manifest.json").read_text())[TARGET_COLUMNS[experiment.target][1]]
-    scored_until = split.val_end_ts if cfg.split == "val" else None
-    with scratch_dir(features_dir.parent / ".evaluate-scratch") as tmp:  # a killed run's is removed first
-        scored_features, scored_preprocessed, start = scored_data(params, features_dir, preprocessed_dir, tmp)
-        scalers = json.loads((scored_preprocessed / "scalers.json").read_text())
-        quality = json.loads((scored_preprocessed / "quality_report.json").read_text())
-        series = load_series(scored_features, scalers, start, covariates=trained_covariates, target=experiment.target,
-                             scored_until=scored_until)
-    context, horizon = experiment.context_length, experiment.prediction_length
-    fns = forecasters(modules, context, horizon, experiment.patch_size, cfg, experiment.calendar)
-    windows, skipped, seconds = run_windows(series, fns, context, horizon, cfg.stride, experiment.seed)
-    logger.info("forecast seconds per model: %s", {k: round(v, 1) for k, v in seconds.items()})
-    result = summarise(windows, list(fns), experiment.context_length, experiment.prediction_length, cfg)
+    covariates = json.loads((features_dir / "manifest.json").read_text())[TARGET_COLUMNS[experiment.target][1]]
+    other = cfg.scores_other_lake(params.lake)
+    if other:
+        with scratch_dir(features_dir.parent / ".evaluate-scratch") as tmp:  # a killed run's is removed first
+            windows, skipped, quality, start = other_lake_windows(params, features_dir, covariates, tmp)
+        stored = score_baselines(windows, params.baselines, experiment, cfg.stride)
+    else:
+        windows, skipped = period_windows(features_dir, preprocessed_dir, split, cfg.split, experiment, cfg.stride,
+                                          covariates)
+        quality = json.loads((preprocessed_dir / "quality_report.json").read_text())
+        start = period_bounds(split, cfg.split)[0]
+        stored = stored_baselines(baselines_dir, cfg.split, params.baselines)
+    fans = one_per_class_first(windows)[: cfg.plot_assets]
+    moirai, kept = score_moirai(windows, modules, params, keep=("moirai",))
+    table = pd.concat([moirai, stored[stored["model"].isin(params.baselines.models)]], ignore_index=True)
+    check_same_windows(table, "evaluate" if other else f"{baselines_dir / (cfg.split + '.parquet')}")
+    result = summarise(table, windows, cfg, experiment.prediction_length)
 
     n_windows = int(sum(len(w.origins) for w in windows))
     periods = {cfg.split: {"windows": n_windows} | result["significance"]["moirai"]}
-    if cfg.lake_path is None and cfg.split == "test":  # the period recipes are chosen on, beside it
-        periods["val"] = validation_headline(params, features_dir, preprocessed_dir, trained_covariates,
-                                             {name: fns[name] for name in ("moirai", cfg.reference)})
-    headline = headline_metrics(result, periods, cfg.split)
-    write_json(metrics_dir / "evaluate.json", headline)  # DVC metrics: one `dvc exp show` column each
+    if not other and cfg.split == "test":  # the period recipes are chosen on, beside it
+        periods["val"] = validation_headline(params, features_dir, preprocessed_dir, baselines_dir, covariates, modules)
+    head = headline_metrics(result, periods, cfg.split)
+    write_json(metrics_dir / "evaluate.json", head)  # DVC metrics: one `dvc exp show` column each
     write_json(metrics_dir / "evaluate_per_asset.json", result["per_asset"])
     write_json(metrics_dir / "evaluate_details.json",
                {k: result[k] for k in ("reference", "models", "skill_vs", "significance", "mcs", "per_step",
-                                       "coverage", "pit")}
+                                       "coverage", "pit", "buy_and_hold")}
                | {"periods": periods, "not_evaluated": skipped})
     meta = {
         "period": "validation" if cfg.split == "val" else "test",
-        "val_end": str(start) if cfg.lake_path is not None or cfg.split == "val" else split.val_end,
+        "val_end": str(start),
         "windows": n_windows,
         "assets": [w.series.symbol for w in windows],
         "context_length": experiment.context_length,
         "prediction_length": experiment.prediction_length,
         "stride": cfg.stride,
         "cost_bps": cfg.transaction_cost_bps,
+        "baseline_samples": params.baselines.num_samples,
+        "model_samples": cfg.num_samples,
         "not_evaluated": skipped,
         "quality": quality,
     }
     report = markdown_report(result, meta)
     (metrics_dir / "report.md").write_text(report)
-    write_plot_data(result, plots_dir / "data")
+    write_plot_data(result, plots_dir / "data", baselines=params.baselines.models)
     plot_all(result, plots_dir / "images")
-    for w in one_per_class_first(windows)[: cfg.plot_assets]:
-        plot_fan_chart(w, "moirai", plots_dir / "forecasts" / f"{w.series.symbol}.png")
+    for w in fans:
+        plot_fan_chart(w, kept["moirai"][w.series.symbol], "moirai", plots_dir / "forecasts" / f"{w.series.symbol}.png")
+    log_to_dvclive(head, result, live_dir)
     logger.info("model vs baselines:\n%s", report)
-    return headline
+    return head

@@ -1,4 +1,5 @@
-"""Per-window scores of sample forecasts, on one scale-free quantity for every asset class:
+"""The evaluation's third step, per-window scores of sample forecasts (`score_windows`: sample
+paths in, one row per model and window out), on one scale-free quantity for every asset class:
 the cumulative log return over the horizon, in percent, from the last close before the origin
 (the anchor every model's price paths start from) to the horizon's last bar.
 
@@ -34,10 +35,15 @@ observed close at or before the horizon's last bar and the origin (filled bars c
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import scoringrules
+from tqdm import tqdm
 
 from finmoirai.evaluation.series import Windows, carry_forward, usable_prices
 
@@ -82,10 +88,10 @@ def horizon_truth(w: Windows, context_length: int, prediction_length: int) -> Ho
                         scale=scale, anchors=carried[idx[:, 0]])
 
 
-def sample_returns(w: Windows, model: str, truth: HorizonTruth) -> np.ndarray:
-    """(W, S, H) cumulative % log returns of `model`'s sample price paths from the anchor."""
+def sample_returns(samples: np.ndarray, truth: HorizonTruth) -> np.ndarray:
+    """(W, S, H) cumulative % log returns of sample price paths from the anchor."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 100.0 * np.log(w.samples[model] / truth.anchors[:, None, None])
+        return 100.0 * np.log(samples / truth.anchors[:, None, None])
 
 
 def quantiles(samples: np.ndarray, levels: tuple[float, ...] | list[float], axis: int = 1) -> np.ndarray:
@@ -120,25 +126,73 @@ def window_scores(paths: np.ndarray, truth: HorizonTruth) -> dict[str, np.ndarra
 
 
 def crps_per_step(paths: np.ndarray, truth: HorizonTruth) -> np.ndarray:
-    """(H,) mean exact CRPS of the cumulative return to each horizon step, over scored windows."""
-    scored = np.isfinite(truth.returns)
-    if not scored.any():
-        return np.full(paths.shape[-1], np.nan)
-    obs = truth.step_returns[scored]  # (W', H)
-    steps = scoringrules.crps_ensemble(np.nan_to_num(obs), np.moveaxis(paths[scored], 1, -1), m_axis=-1,
-                                       estimator=CRPS_ESTIMATOR)  # (W', H)
-    steps = np.where(np.isfinite(obs), steps, np.nan)
-    return np.nanmean(steps, axis=0)
+    """(W, H) exact CRPS of the cumulative return to each horizon step; NaN where not scored."""
+    obs = np.where(np.isfinite(truth.returns)[:, None], truth.step_returns, np.nan)
+    steps = scoringrules.crps_ensemble(np.nan_to_num(obs), np.moveaxis(paths, 1, -1), m_axis=-1,
+                                       estimator=CRPS_ESTIMATOR)  # (W, H)
+    return np.where(np.isfinite(obs), steps, np.nan)
 
 
 def pit_values(paths: np.ndarray, truth: HorizonTruth, seed: int) -> np.ndarray:
-    """PIT of each scored window's realised horizon return: the share of samples below it plus
-    a uniform share of those equal to it (a point forecast's ties still give uniform PIT)."""
-    scored = np.isfinite(truth.returns)
-    x, y = paths[scored, :, -1], truth.returns[scored]
+    """(W,) PIT of each window's realised horizon return (NaN where not scored): the share of
+    samples below it plus a uniform share of those equal to it (a point forecast's ties still
+    give uniform PIT)."""
+    x, y = paths[:, :, -1], truth.returns
     below = (x < y[:, None]).mean(axis=1)
     equal = (x == y[:, None]).mean(axis=1)
-    return below + np.random.default_rng(seed).random(len(y)) * equal
+    return np.where(np.isfinite(y), below + np.random.default_rng(seed).random(len(y)) * equal, np.nan)
+
+
+def trading_signal(paths: np.ndarray, step: int) -> dict[str, np.ndarray]:
+    """What the trading rule (finmoirai.evaluation.trading) decides on, per window, as simple
+    returns to horizon step `step`: the median forecast, its interquartile range, and the
+    Monte-Carlo standard error of that median from S samples, (Q(1/2 + 1/(2 sqrt S)) -
+    Q(1/2 - 1/(2 sqrt S))) / 2 (the order-statistic estimate of 1 / (2 f(median) sqrt S):
+    1.2533 sd / sqrt S for a normal)."""
+    x = np.expm1(paths[:, :, step] / 100.0)
+    half = 0.5 / np.sqrt(x.shape[1])
+    q25, q50, q75, lo, hi = quantiles(x, [0.25, 0.5, 0.75, 0.5 - half, 0.5 + half])
+    return {"signal_return": q50, "signal_iqr": q75 - q25, "signal_se": (hi - lo) / 2.0}
+
+
+WINDOW_COLUMNS = ("model", "symbol", "asset_class", "origin", "day")
+
+
+def step_columns(prediction_length: int) -> list[str]:
+    return [f"crps_step_{h:03d}" for h in range(1, prediction_length + 1)]
+
+
+def score_windows(windows: Sequence[Windows], fns: dict[str, Callable[[Any, np.ndarray, int], np.ndarray]],
+                  seed: int, context_length: int, prediction_length: int, stride: int,
+                  keep: Sequence[str] = ()) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], dict[str, float]]:
+    """Every model's sample paths on every window, scored as they are drawn (the paths of one
+    asset and model are dropped once scored): one row per model and window with the window's
+    keys, every score of `window_scores`, the PIT, the trading signal to the holding step
+    min(stride, H) and the CRPS of each horizon step. Also returns the sample paths of the
+    models in `keep` (per asset: the fan charts) and the seconds spent per model.
+
+    Asset n's windows draw with seed + n for every model, so an asset's samples do not depend
+    on which other assets or models are scored."""
+    hold = min(stride, prediction_length)
+    rows, kept = [], {name: {} for name in keep}
+    seconds = dict.fromkeys(fns, 0.0)
+    steps = step_columns(prediction_length)
+    for n, w in enumerate(tqdm(windows, desc="forecast and score assets", unit="asset")):
+        truth = horizon_truth(w, context_length, prediction_length)
+        days = w.series.timestamps[w.origins].tz_convert("UTC").floor("D").asi8
+        for name, fn in fns.items():
+            started = time.monotonic()
+            samples = fn(w.series, w.origins, seed + n)
+            seconds[name] += time.monotonic() - started
+            if name in kept:
+                kept[name][w.series.symbol] = samples
+            paths = sample_returns(samples, truth)
+            frame = pd.DataFrame({"model": name, "symbol": w.series.symbol, "asset_class": w.series.asset_class,
+                                  "origin": w.origins.astype(np.int64), "day": days}
+                                 | window_scores(paths, truth) | {"pit": pit_values(paths, truth, seed=0)}
+                                 | trading_signal(paths, hold - 1))
+            rows.append(pd.concat([frame, pd.DataFrame(crps_per_step(paths, truth), columns=steps)], axis=1))
+    return pd.concat(rows, ignore_index=True), kept, seconds
 
 
 def pit_histogram(pit: np.ndarray, bins: int = 10) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The evaluation's shared types, below everything else in this package: one asset's series
+"""The evaluation's first step, below everything else in this package: one asset's series
 (model inputs in the model's units, truth in prices), its forecast windows, and how samples
 become prices.
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ import pandas as pd
 
 from finmoirai.data.preprocessing import invert_scaler
 from finmoirai.data.targets import TARGET_COLUMNS, calendar_features, returns_to_prices
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,11 +52,10 @@ class AssetSeries:
 
 @dataclass
 class Windows:
-    """Forecast windows of one asset: origins and, per model, sample paths in prices."""
+    """Forecast windows of one asset: the series and the origins every model forecasts from."""
 
     series: AssetSeries
     origins: np.ndarray
-    samples: dict[str, np.ndarray]  # model -> (W, S, H)
 
 
 def origins_for(test_start: int, length: int, context_length: int, prediction_length: int, stride: int) -> np.ndarray:
@@ -65,11 +67,25 @@ def origins_for(test_start: int, length: int, context_length: int, prediction_le
     return np.arange(first, last + 1, stride)
 
 
-def window_prices(w: Windows, start: int, stop: int) -> np.ndarray:
-    """(W, stop - start) prices at bars origin+start .. origin+stop-1 of every window, NaN on
-    filled bars: they are neither scored as truth nor counted in a baseline's scale."""
-    idx = w.origins[:, None] + np.arange(start, stop)[None, :]
-    return np.where(w.series.observed[idx], w.series.price[idx], np.nan)
+def plan_windows(series_list: Sequence[AssetSeries], context_length: int, prediction_length: int,
+                 stride: int) -> tuple[list[Windows], list[str]]:
+    """Every asset's forecast windows in its scored period, and the assets without a full one
+    (named in the log and the report, never dropped silently); none at all is an error."""
+    windows, skipped = [], []
+    for s in series_list:
+        origins = origins_for(s.test_start, s.scored_end, context_length, prediction_length, stride)
+        if len(origins):
+            windows.append(Windows(series=s, origins=origins))
+        else:
+            skipped.append(s.symbol)
+    if skipped:
+        logger.warning("no full window (context %d + horizon %d) in the scored period for %s: not evaluated",
+                       context_length, prediction_length, ", ".join(skipped))
+    if not windows:
+        raise ValueError(f"no asset has a full window of context_length={context_length} + "
+                         f"prediction_length={prediction_length} in the scored period: shorten them, or widen the "
+                         "period (test: an earlier split.val_end; val: an earlier split.train_end)")
+    return windows, skipped
 
 
 def usable_prices(series: AssetSeries) -> np.ndarray:
@@ -84,7 +100,7 @@ def carry_forward(values: np.ndarray, usable: np.ndarray) -> np.ndarray:
 
 
 def _prices_from_returns(returns: np.ndarray, origins: np.ndarray, price: np.ndarray) -> np.ndarray:
-    """Percent log-return paths (W, S, H) -> prices, from the close before each origin."""
+    """Percent log-return paths (W, S, H) -> prices, from the (last observed) close before each origin."""
     return returns_to_prices(price[origins - 1], returns)
 
 
@@ -121,8 +137,9 @@ def load_series(features_dir: Path, scalers: dict[str, Any], scored_from: pd.Tim
         values[~observed] = np.nan
         price = frame["close_raw"].to_numpy(dtype=np.float64)
         timestamps = pd.DatetimeIndex(frame["timestamp"])
-        if target == "log_return":
-            to_price = functools.partial(_prices_from_returns, price=price)
+        if target == "log_return":  # paths start from the last observed close, as scoring's anchors
+            anchor = carry_forward(price, observed & np.isfinite(price) & (price > 0))
+            to_price = functools.partial(_prices_from_returns, price=anchor)
         else:
             to_price = functools.partial(_prices_from_levels, entry=scalers[symbol]["close"])
         out.append(

@@ -23,7 +23,8 @@ from finmoirai.errors import DataError
 from finmoirai.params import ParamsError, PreprocessConfig, SplitConfig, parse_section
 from tests.helpers import preprocess_config
 
-CFG = preprocess_config(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, min_train_rows=10, workers=1)
+CFG = preprocess_config(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, outlier_action="replace",
+                        min_train_rows=10, workers=1)
 SPLIT = SplitConfig(train_end="2018-01-03", val_end="2018-01-04")
 COLS = ["open", "high", "low", "close", "volume"]
 
@@ -132,7 +133,7 @@ def test_hampel_replaces_a_spike() -> None:
     raw = bars(hours("2018-01-01", 100))
     raw.loc[50, ["close", "high"]] = raw.loc[50, "close"] * 5
     out, counts = clean_asset(raw, "crypto", CFG)
-    assert counts["outliers_replaced"] == 1 and not out.loc[50, "observed"]
+    assert counts["outliers"] == 1 and not out.loc[50, "observed"]
     neighbours = raw.loc[[49, 51], "close"]
     assert neighbours.min() * 0.98 < out.loc[50, "close"] < neighbours.max() * 1.02
     assert out.loc[50, "high"] >= out.loc[50, ["open", "close"]].max()
@@ -187,10 +188,12 @@ def test_scaler_round_trip(transform: str) -> None:
 
 
 def test_preprocess_config_validation() -> None:
-    raw = {"max_fill_bars": 6, "outlier_window": 2, "outlier_threshold": 10.0, "min_train_rows": 5, "workers": 1,
-           "on_bad_asset": "fail"}
+    raw = {"max_fill_bars": 6, "outlier_window": 2, "outlier_threshold": 10.0, "outlier_action": "flag",
+           "min_train_rows": 5, "workers": 1, "on_bad_asset": "fail"}
     with pytest.raises(ParamsError, match="preprocess.outlier_window"):
         parse_section(PreprocessConfig, raw, "preprocess")
+    with pytest.raises(ParamsError, match="param preprocess.outlier_action: 'median' is not one of flag, replace"):
+        parse_section(PreprocessConfig, raw | {"outlier_window": 48, "outlier_action": "median"}, "preprocess")
 
 
 # --------------------------------------------------------------------------- stage
@@ -228,12 +231,40 @@ def test_hampel_median_and_mad_match_their_definition(window: int) -> None:
     x = np.cumsum(np.random.default_rng(1).standard_t(3, size=400)) * 0.01
     x[[0, 150, 399]] += 0.5  # spikes at both edges and inside
     flags, med, mad = hampel_flags(x, window, 3.0)
-    half = window // 2
-    rows = [x[max(0, i - half) : i + window - half] for i in range(len(x))]  # centred, cut at the edges
+    rows = [x[max(0, i - window + 1) : i + 1] for i in range(len(x))]  # trailing, cut at the start
     np.testing.assert_array_equal(med, [np.median(r) for r in rows])
     np.testing.assert_array_equal(mad, [MAD_SCALE * np.median(np.abs(r - m)) for r, m in zip(rows, med)])
     np.testing.assert_array_equal(flags, (mad > 0) & (np.abs(x - med) > 3.0 * mad))
     assert flags[150]
+
+
+def test_the_hampel_decision_at_t_never_depends_on_later_bars() -> None:
+    """No look-ahead: rewriting every bar after t (a reversal, a crash, nothing at all) leaves
+    the filter's flags, medians and MADs of bars up to t unchanged."""
+    from finmoirai.data.preprocessing import hampel_flags
+
+    rng = np.random.default_rng(4)
+    x = np.cumsum(rng.standard_t(3, size=300)) * 0.01
+    x[100] += 0.4  # a spike
+    x[200:] += 0.4  # a jump that lasts
+    full = hampel_flags(x, 48, 10.0)
+    for t in (100, 150, 200):
+        for after in (x[t + 1 :] - 1.0, x[t + 1 :] * 0 + x[t], rng.normal(0, 1, len(x) - t - 1)):
+            changed = hampel_flags(np.concatenate([x[: t + 1], after]), 48, 10.0)
+            for a, b in zip(full, changed):
+                np.testing.assert_array_equal(a[: t + 1], b[: t + 1])
+        cut = hampel_flags(x[: t + 1], 48, 10.0)
+        for a, b in zip(full, cut):
+            np.testing.assert_array_equal(a[: t + 1], b)
+    assert full[0][100]  # the spike is found with bars up to it
+
+
+def test_outliers_are_only_counted_by_default() -> None:
+    raw = bars(hours("2018-01-01", 100))
+    raw.loc[50, ["close", "high"]] = raw.loc[50, "close"] * 5
+    out, counts = clean_asset(raw, "crypto", preprocess_config(outlier_window=24, workers=1))
+    assert counts["outliers"] == 1 and out.loc[50, "observed"]
+    assert out.loc[50, "close"] == raw.loc[50, "close"]
 
 
 def test_as_utc_keeps_utc_and_converts_the_rest() -> None:

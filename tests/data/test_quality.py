@@ -16,7 +16,8 @@ from finmoirai.data.preprocessing import ACTIONS, preprocess, quality_headline, 
 from finmoirai.params import ExtractConfig, PreprocessConfig, SplitConfig
 from tests.helpers import preprocess_config
 
-CFG = preprocess_config(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, min_train_rows=10, workers=1)
+CFG = preprocess_config(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, outlier_action="replace",
+                        min_train_rows=10, workers=1)
 SPLIT = SplitConfig(train_end="2018-01-08", val_end="2018-01-10")
 
 
@@ -78,7 +79,7 @@ def test_planted_bad_bars_are_counted(report) -> None:
     assert bad["inconsistent_high_low"] == 2  # the swapped pair and the close above high
     assert bad["non_positive_price"] == 2
     assert bad["zero_volume"] == 1
-    assert bad["outliers_replaced"] == 1
+    assert bad["outliers"] == 1
     assert bad["duplicate_timestamps"] == 1
     assert bad["unsorted"] == 1
     assert bad["gaps_filled"] == 5 + 1 + 2  # the two missing runs and the two dropped bad-price rows
@@ -97,7 +98,7 @@ def test_every_row_is_accounted_for_and_every_kind_has_an_action(report) -> None
         assert q["rows_dropped"] == sum(q[k] for k, a in ACTIONS.items() if a["action"] == "dropped"), sym
         assert set(ACTIONS) <= set(q)
     assert set(rep["actions"]) == set(ACTIONS)
-    assert {a["action"] for a in rep["actions"].values()} <= {"dropped", "repaired", "kept", "clipped",
+    assert {a["action"] for a in rep["actions"].values()} <= {"dropped", "repaired", "kept", "flagged",
                                                                 "inserted", "reordered"}
     totals = rep["totals"]
     assert totals["assets"] == 3 and totals["assets_with_bad_bars"] == 2
@@ -111,7 +112,7 @@ def test_report_matches_what_was_written(report) -> None:
     out = pd.read_parquet(root / "pre" / "BAD.parquet")
     assert len(out) == rep["assets"]["BAD"]["rows_out"]
     # unobserved = inserted gaps + the replaced outlier; repaired and zero-volume rows stay observed
-    assert (~out["observed"]).sum() == rep["assets"]["BAD"]["gaps_filled"] + rep["assets"]["BAD"]["outliers_replaced"]
+    assert (~out["observed"]).sum() == rep["assets"]["BAD"]["gaps_filled"] + rep["assets"]["BAD"]["outliers"]
     assert (out["high"] >= out["low"]).all() and (out[["open", "high", "low", "close"]] > 0).all(axis=None)
     quality = json.loads((root / "pre" / "quality.json").read_text())
     assert quality["BAD"]["rows_dropped"] == rep["assets"]["BAD"]["rows_dropped"]

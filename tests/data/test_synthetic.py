@@ -149,7 +149,7 @@ def test_planted_defects_are_found_by_preprocess(tmp_path: Path) -> None:
     assert total["non_positive_price"] == planted["non_positive_price"]
     assert total["zero_volume"] == planted["zero_volume"]
     assert total["high_below_low"] == planted["high_below_low"]
-    assert total["outliers_replaced"] >= planted["spike"]
+    assert total["outliers"] >= planted["spike"]
     assert total["gaps_filled"] == planted["gaps"] + planted["non_positive_price"]
 
 

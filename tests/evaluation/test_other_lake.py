@@ -152,7 +152,7 @@ def test_the_evaluate_stage_runs_the_evaluate_selection(lake, tmp_path):
     params = {**PARAMS, "context_length": CONTEXT, "prediction_length": HORIZON,
               "evaluate": {**PARAMS["evaluate"], "lake_path": str(lake), **EVALUATE}}
     trained = trained_features(tmp_path / "trained", {"BTC": "2017-01-01", "SPY": "2017-01-03"})
-    features_dir, preprocessed_dir, start = scored_data(Sections.from_params(params), trained, Path("unused"),
+    features_dir, preprocessed_dir, start = scored_data(Sections.from_params(params), trained,
                                                         tmp_path / "work")
     assert start == pd.Timestamp(TEST_START, tz="UTC")
     assert sorted(json.loads((preprocessed_dir / "scalers.json").read_text())) == ["BTC", "ETH"]
@@ -178,7 +178,7 @@ def test_scoring_the_training_period_of_a_trained_symbol_is_refused(lake, tmp_pa
               "evaluate": {**PARAMS["evaluate"], "lake_path": str(lake), **EVALUATE}}
     trained = trained_features(tmp_path / "trained", {"BTC": LAKE_START, "SPY": "2017-01-03"})
     with pytest.raises(ParamsError) as raised:
-        scored_data(Sections.from_params(params), trained, Path("unused"), tmp_path / "work")
+        scored_data(Sections.from_params(params), trained, tmp_path / "work")
     assert str(raised.value) == (
         f"evaluate.lake_path {lake}: the scored period (evaluate.test_start 2023-01-01 00:00:00+00:00 to "
         "2024-01-01 00:00:00+00:00) overlaps the models' training period of BTC (2022-11-01 00:00:00+00:00 to "
@@ -253,12 +253,8 @@ def test_warmup_split_has_no_validation_period():
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ({"years": [2022]}, "param evaluate.years: only used with evaluate.lake_path, got [2022] without it"),
-    ({"test_start": "2023-01-01"},
-     "param evaluate.test_start: only used with evaluate.lake_path, got '2023-01-01' without it"),
-    ({"symbols": ["BTC"]}, "param evaluate.symbols: only used with evaluate.lake_path, got ['BTC'] without it"),
-    ({"asset_classes": ["crypto"]},
-     "param evaluate.asset_classes: only used with evaluate.lake_path, got ['crypto'] without it"),
+    ({"lake_path": " "}, "param evaluate.lake_path: must name a lake"),
+    ({"transaction_cost_bps": {"crypto": -1.0}}, "param evaluate.transaction_cost_bps: must be >= 0"),
     ({"lake_path": "x", "test_start": "2023-13-01"}, "param evaluate.test_start: '2023-13-01' is not a date"),
     ({"lake_path": "x", "test_start": ""}, "param evaluate.test_start: '' is not a date"),
     ({"lake_path": "x", "test_start": 2023}, "param evaluate.test_start: 2023 is not of type"),

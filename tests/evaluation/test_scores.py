@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import scoringrules
 from scipy import stats
@@ -45,7 +46,7 @@ def test_origins_stay_in_the_scored_period():
 
 def test_horizon_truth_is_the_percent_log_return_from_the_last_close():
     price = walk()
-    w = Windows(price_series(price), np.array([200, 224]), {})
+    w = Windows(price_series(price), np.array([200, 224]))
     truth = scores.horizon_truth(w, context_length=50, prediction_length=H)
     expected = 100 * np.log(price[[223, 247]] / price[[199, 223]])
     np.testing.assert_allclose(truth.returns, expected, rtol=1e-12)
@@ -62,7 +63,7 @@ def test_a_point_forecast_scores_by_hand():
     MASE over the scale, coverage 1 only when exact."""
     price = walk()
     origins = np.array([200, 224, 248])
-    w = Windows(price_series(price), origins, {})
+    w = Windows(price_series(price), origins)
     truth = scores.horizon_truth(w, 50, H)
     point = np.array([0.5, -1.0, 0.0])  # % return forecasts
     paths = np.broadcast_to(point[:, None, None] * np.linspace(1 / H, 1, H)[None, None, :], (3, 10, H)).copy()
@@ -79,7 +80,7 @@ def test_a_point_forecast_scores_by_hand():
 
 def test_qlike_is_zero_for_the_right_variance_and_positive_otherwise():
     price = walk()
-    w = Windows(price_series(price), np.array([200]), {})
+    w = Windows(price_series(price), np.array([200]))
     truth = scores.horizon_truth(w, 50, H)
     rv = truth.realised_variance[0]
     rng = np.random.default_rng(1)
@@ -98,7 +99,7 @@ def test_unobserved_bars_are_not_scored_and_carry_the_last_close():
     observed[223] = False  # ... and the first window's last bar: its truth is the close before
     price = price.copy()
     price[~observed] = 1e6  # filled bars' values must never be read
-    w = Windows(price_series(price, observed), np.array([200, 224]), {})
+    w = Windows(price_series(price, observed), np.array([200, 224]))
     truth = scores.horizon_truth(w, 50, H)
     assert truth.returns[0] == pytest.approx(100 * np.log(price[222] / price[199]), rel=1e-12)
     assert np.isnan(truth.returns[1])
@@ -112,21 +113,21 @@ def test_price_paths_become_returns_from_the_anchor():
     s = price_series(price)
     origins = np.array([250])
     paths = random_walk_samples(s, origins, context_length=100, prediction_length=H, num_samples=4000, seed=1)
-    w = Windows(s, origins, {"rw": paths})
+    w = Windows(s, origins)
     truth = scores.horizon_truth(w, 100, H)
-    returns = scores.sample_returns(w, "rw", truth)
+    returns = scores.sample_returns(paths, truth)
     np.testing.assert_allclose(returns, 100 * np.log(paths / price[249]), rtol=0, atol=1e-12)
     assert abs(np.median(returns[0, :, -1])) < 0.5  # about the last close (a price martingale drifts down in log)
 
 
 def test_crps_per_step_ends_at_the_window_crps():
     price = walk()
-    w = Windows(price_series(price), np.array([200, 224, 248]), {})
+    w = Windows(price_series(price), np.array([200, 224, 248]))
     truth = scores.horizon_truth(w, 50, H)
     paths = np.random.default_rng(2).normal(0, 1, (3, 100, H)).cumsum(axis=2)
     steps = scores.crps_per_step(paths, truth)
-    assert steps.shape == (H,)
-    assert steps[-1] == pytest.approx(np.mean(scores.window_scores(paths, truth)["crps"]), rel=1e-12)
+    assert steps.shape == (3, H)
+    np.testing.assert_allclose(steps[:, -1], scores.window_scores(paths, truth)["crps"], rtol=1e-12)
 
 
 def test_pit_of_a_calibrated_forecast_is_uniform():
@@ -138,3 +139,29 @@ def test_pit_of_a_calibrated_forecast_is_uniform():
     assert counts.sum() == len(y) and counts.min() > 0.7 * len(y) / 10
     narrow = scores.pit_histogram(scores.pit_values(0.3 * samples, truth, seed=0))
     assert narrow[0] + narrow[-1] > 3 * (narrow[4] + narrow[5])  # too narrow: U-shaped
+
+
+def test_the_median_standard_error_is_the_normal_closed_form():
+    """The order-statistic estimate of the Monte-Carlo standard error of a median: about
+    sqrt(pi / 2) sd / sqrt(S) for normal samples (1.2533 sd / sqrt S)."""
+    rng = np.random.default_rng(5)
+    sd, n_samples = 2.0, 400
+    paths = rng.normal(0, sd, (3000, n_samples, 1))  # % log returns
+    signal = scores.trading_signal(paths, 0)
+    expected = np.sqrt(np.pi / 2) * (sd / 100) / np.sqrt(n_samples)
+    assert np.median(signal["signal_se"]) == pytest.approx(expected, rel=0.05)
+    assert np.std(signal["signal_return"]) == pytest.approx(expected, rel=0.05)  # what it estimates
+
+
+def test_score_windows_gives_one_row_per_model_and_window_with_its_own_seed():
+    price = walk()
+    s = price_series(price)
+    w = Windows(s, np.array([200, 224, 248]))
+    fns = {"rw": lambda series, o, seed: random_walk_samples(series, o, 50, H, 50, seed)}
+    table, kept, _ = scores.score_windows([w], fns, seed=3, context_length=50, prediction_length=H, stride=24,
+                                          keep=("rw",))
+    assert list(table["origin"]) == [200, 224, 248] and set(table["model"]) == {"rw"}
+    assert {"crps", "qlike", "pit", "signal_se", f"crps_step_{H:03d}"} <= set(table.columns)
+    np.testing.assert_array_equal(kept["rw"][s.symbol], random_walk_samples(s, w.origins, 50, H, 50, 3))
+    again, _, _ = scores.score_windows([w], fns, seed=3, context_length=50, prediction_length=H, stride=24)
+    pd.testing.assert_frame_equal(table, again)
