@@ -36,9 +36,12 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements.lock requirement
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
-# The sweep first: after a killed stage, dvc repro may restore it from the cache without running
-# any of our code, which would leave its staging copy (git-ignored) on disk.
+# `finmoirai check` first: params.yaml and the lake paths, each mistake as the project's one line
+# (DVC checks a stage's dependencies before its code runs: a missing lake.path would otherwise
+# be DVC's errno line). Then the sweep: after a killed stage, dvc repro may restore it from the
+# cache without running any of our code, which would leave its staging copy (git-ignored) on disk.
 repro: $(STAMP)
+	$(BIN)/finmoirai check
 	$(BIN)/python -c "from finmoirai.config import sweep_stale_outputs; sweep_stale_outputs()"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 

@@ -121,6 +121,10 @@ def check_evaluation(parsed: dict[str, Any]) -> None:
     require(cfg.lake_path != DEMO_LAKE or lake.path == DEMO_LAKE,
             f"param evaluate.lake_path: {DEMO_LAKE} is the demo lake's folder, but lake.path is {lake.path}; to score "
             f"the pipeline's own data set evaluate.lake_path: {lake.path}")
+    require(not cfg.market_proxy or cfg.scores_other_lake(lake),
+            f"param evaluate.market_proxy: {cfg.market_proxy} names the proxies of another lake, but evaluate scores "
+            f"the pipeline's own data (evaluate.lake_path is lake.path, no selection), whose proxies are "
+            f"features.market_proxy; leave it {{}}")
     require(cfg.split == "test" or not cfg.scores_other_lake(lake),
             "param evaluate.split: 'val' scores this repo's validation period; with another evaluate.lake_path, or "
             "evaluate.symbols/asset_classes/years/test_start, use test")

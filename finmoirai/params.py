@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import inspect
 import math
+import re
 import types
 import typing
 import zoneinfo
@@ -251,6 +252,19 @@ class LakeConfig:
                                   "(such as UTC or America/New_York)") from None
 
 
+FREQUENCY_UNITS = {"m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}  # lake label -> pandas unit
+
+
+def bar_period(frequency: str, key: str) -> pd.Timedelta:
+    """The bar period a `frequency=` label names: a count and a unit (1m, 5m, 15min, 1h, 4h,
+    1d, 1w). Months and years are not fixed periods, so they are refused, as is anything else."""
+    match = re.fullmatch(r"([1-9][0-9]*)([a-z]+)", frequency)
+    if match is None or match[2] not in FREQUENCY_UNITS:
+        raise ParamsError(f"param {key}: {frequency!r} is not a bar frequency; write a count and a unit, "
+                          f"one of {', '.join(FREQUENCY_UNITS)} (e.g. 5m, 1h, 1d)")
+    return pd.Timedelta(int(match[1]), unit=FREQUENCY_UNITS[match[2]])
+
+
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
     """Which partitions of the lake to extract; empty `symbols` means every symbol found."""
@@ -264,6 +278,10 @@ class ExtractConfig:
         require(len(self.asset_classes) > 0, "param extract.asset_classes: must not be empty")
         require(len(self.years) > 0, "param extract.years: must not be empty")
         require(bool(self.frequency.strip()), "param extract.frequency: must not be empty")
+        period = bar_period(self.frequency, "extract.frequency")
+        require(period == pd.Timedelta(hours=1),
+                f"param extract.frequency: {self.frequency}: the calendar grids (preprocess) and the dataset builder "
+                f"are hourly so far; only 1h bars run through the pipeline")
         dup = sorted({s for s in self.symbols if self.symbols.count(s) > 1})
         require(not dup, f"param extract.symbols: duplicate symbol(s) {', '.join(dup)}")
 
@@ -557,6 +575,7 @@ class EvaluateConfig:
     asset_classes: list[str]
     years: list[int]  # the other lake's years (empty: extract.years)
     test_start: str | None  # the other lake's test start (null: split.val_end)
+    market_proxy: dict[str, str]  # the other lake's proxy symbol per asset class where its names differ
 
     def validate(self) -> None:
         require(self.stride >= 1, f"param evaluate.stride: must be >= 1, got {self.stride}")
@@ -577,6 +596,8 @@ class EvaluateConfig:
         require(not dup, f"param evaluate.years: duplicate year(s) {', '.join(map(str, dup))}")
         if self.test_start is not None:
             _date(self.test_start, "evaluate.test_start")
+        empty = sorted(c for c, symbol in self.market_proxy.items() if not symbol.strip())
+        require(not empty, f"param evaluate.market_proxy: empty symbol for asset class(es) {', '.join(empty)}")
 
     def selects(self) -> bool:
         """Whether a selection of its own (symbols, classes, years, test start) is set."""

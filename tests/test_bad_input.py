@@ -137,6 +137,46 @@ def test_a_malformed_partition_is_an_error_or_listed_as_skipped(project, case):
         list(SYMBOLS)  # no asset named "" and no hidden ".parquet" file
 
 
+def test_bars_outside_their_year_partition_stop_the_run_or_are_counted(project):
+    """A year=2018 file that also holds 2019's first two days: under strict the run stops with
+    the file and the counts; under lake.strict: false they are dropped and counted."""
+    path = write_file(project / "lake", "ETH", bars("2018-01-01", 24 * 365 + 48, seed=1))
+    assert stage("extract") == (f"error: lake lake: symbol ETH: {path.relative_to(project)}: 48 of 8808 bars are "
+                                "from 2019, not the partition's year=2018; move them to their year's partition, or "
+                                "set lake.strict: false to drop and count them")
+    assert not (project / "data" / "extracted").exists() and no_partials(project)
+    set_params(project, lake={"strict": False})
+    run_until("preprocess")
+    report = quality(project)
+    eth = report["assets"]["ETH"]
+    assert (eth["wrong_year"], eth["rows_in"], eth["rows_dropped"], eth["rows_out"]) == (48, 8808, 48, 8760)
+    assert report["totals"]["wrong_year"] == 48 and report["actions"]["wrong_year"]["action"] == "dropped"
+    assert json.loads((project / "metrics" / "data_quality.json").read_text())["bad_bars"] == 48
+
+
+LAKE_PATH_MISTAKES = {
+    "missing": ("nowhere", "error: param lake.path: nowhere does not exist; point it at a hive-partitioned lake "
+                           "(asset_class=<c>/frequency=<f>/symbol=<s>/year=<y>/*.parquet), or leave it at data/lake "
+                           "for the embedded demo"),
+    "a file": ("lake/asset_class=crypto/frequency=1h/symbol=BTC/year=2018/data.parquet",
+               "error: param lake.path: lake/asset_class=crypto/frequency=1h/symbol=BTC/year=2018/data.parquet is a "
+               "file, not a folder; point it at the lake's top folder, the one holding asset_class=<c> folders"),
+    "no partitions": (".", "error: param lake.path: . has no asset_class=<c> partitions (it holds lake, params.yaml); "
+                           "lake is a lake: point lake.path at it"),
+}
+
+
+@pytest.mark.parametrize("case", list(LAKE_PATH_MISTAKES))
+def test_each_lake_path_mistake_is_one_line_before_any_stage_runs(project, case):
+    """`finmoirai check` (what `make repro` runs before `dvc repro`, whose own line for a
+    missing dependency would not name lake.path) and the extract stage give the same line."""
+    path, line = LAKE_PATH_MISTAKES[case]
+    set_params(project, lake={"path": path}, evaluate={"lake_path": path})
+    checked = subprocess.run([sys.executable, "-m", "finmoirai.cli", "check"], capture_output=True, text=True)
+    assert (checked.returncode, checked.stderr.strip(), checked.stdout) == (1, line, "")
+    assert stage("extract") == line
+
+
 # --------------------------------------------------------------------------- file contents
 
 

@@ -118,6 +118,11 @@ def test_every_stage_sweeps_what_killed_stages_left(tmp_path, monkeypatch):
      "param evaluate.transaction_cost_bps: no cost for asset class(es) fx, equity"),
     ({"baselines__season_length": {"crypto": 24}},
      "param baselines.season_length: no season length for asset class(es) fx, equity"),
+    ({"evaluate__market_proxy": {"crypto": "BTCUSD"}},
+     "param evaluate.market_proxy: {'crypto': 'BTCUSD'} names the proxies of another lake, but evaluate scores the "
+     "pipeline's own data"),
+    ({"extract__frequency": "1d"}, "param extract.frequency: 1d: the calendar grids (preprocess) and the dataset "
+                                   "builder are hourly so far; only 1h bars run"),
 ])
 def test_evaluation_rules_across_sections(change, message) -> None:
     with pytest.raises(ParamsError) as raised:

@@ -1,5 +1,5 @@
-"""The package's floor plan, checked: imports point one way (stages -> config -> evaluation ->
-training -> data -> params/runtime), there are no import cycles, no project module is imported
+"""The package's floor plan, checked: imports point one way (stages and the command line ->
+config -> evaluation -> training -> data -> params/runtime), there are no import cycles, no project module is imported
 under TYPE_CHECKING or inside a function, and the stage scripts stay glue."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ PACKAGE = REPO / "finmoirai"
 # Lower layers never import higher ones; a module may import its own layer (no cycles, below).
 LAYERS = {"finmoirai": 0, "finmoirai.params": 0, "finmoirai.runtime": 0, "finmoirai.errors": 0,
           "finmoirai.atomic": 0, "finmoirai.data": 1,
-          "finmoirai.training": 2, "finmoirai.evaluation": 3, "finmoirai.config": 4}
+          "finmoirai.training": 2, "finmoirai.evaluation": 3, "finmoirai.config": 4, "finmoirai.cli": 5}
 STAGE_MAX_LINES = 40
 
 

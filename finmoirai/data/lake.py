@@ -19,7 +19,7 @@ import polars as pl
 from tqdm import tqdm
 
 from finmoirai.errors import DataError, first_line
-from finmoirai.params import ExtractConfig
+from finmoirai.params import DEMO_LAKE, ExtractConfig, bar_period
 
 logger = logging.getLogger(__name__)
 
@@ -160,21 +160,45 @@ def lake_years(lake_path: str | Path, cfg: ExtractConfig) -> list[int]:
     return sorted(years)
 
 
-def list_assets(lake_path: str | Path, cfg: ExtractConfig, strict: bool = True) -> dict[tuple[str, str], list[Path]]:
+def list_assets(lake_path: str | Path, cfg: ExtractConfig, strict: bool = True,
+                param: str = "lake.path") -> dict[tuple[str, str], list[Path]]:
     """(asset_class, symbol) -> its parquet files in the selected partitions, ordered by
-    symbol, checking the selection is sane."""
-    return select_assets(lake_path, cfg, strict).assets
+    symbol, checking the selection is sane (errors name `param`, the lake path's key)."""
+    return select_assets(lake_path, cfg, strict, param).assets
 
 
-def select_assets(lake_path: str | Path, cfg: ExtractConfig, strict: bool) -> LakeScan:
+LAYOUT = "asset_class=<c>/frequency=<f>/symbol=<s>/year=<y>/*.parquet"
+
+
+def check_lake_path(lake_path: str | Path, param: str = "lake.path") -> Path:
+    """The lake folder, or one line naming `param` and what is there instead: nothing, a
+    file, or a folder without `asset_class=` partitions (with what it does hold)."""
+    path = Path(lake_path)
+    if not path.exists():
+        raise DataError(f"param {param}: {path} does not exist; point it at a hive-partitioned lake ({LAYOUT}), "
+                        f"or leave it at {DEMO_LAKE} for the embedded demo")
+    if not path.is_dir():
+        raise DataError(f"param {param}: {path} is a file, not a folder; point it at the lake's top folder, "
+                        f"the one holding asset_class=<c> folders")
+    entries = sorted(d.name for d in path.iterdir() if not _hidden(d))
+    if not any(_partition(name, "asset_class") for name in entries):
+        found = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+        below = next((name for name in entries if "=" in name), None)
+        inner = next((name for name in entries if (path / name).is_dir()
+                      and any(_partition(d.name, "asset_class") for d in (path / name).iterdir())), None)
+        hint = (f"{below} is a partition below asset_class=: point {param} at the folder above" if below
+                else f"{path / inner} is a lake: point {param} at it" if inner else f"the layout is {LAYOUT}")
+        raise DataError(f"param {param}: {path} has no asset_class=<c> partitions (it holds "
+                        f"{found or 'nothing'}); {hint}")
+    return path
+
+
+def select_assets(lake_path: str | Path, cfg: ExtractConfig, strict: bool, param: str = "lake.path") -> LakeScan:
     """scan_lake, ordered by symbol and restricted to `cfg.symbols`, with one-line errors for
-    a missing lake, an empty selection, a symbol under two classes and unknown symbols."""
-    lake_path = Path(lake_path)
-    if not lake_path.is_dir():
-        raise DataError(f"lake {lake_path}: directory does not exist")
+    a lake path that is not a lake (naming `param`), an empty selection, a symbol under two
+    classes and unknown symbols."""
+    lake_path = check_lake_path(lake_path, param)
     scan = scan_lake(lake_path, cfg, strict)
-    if not scan.assets and not next(lake_path.glob("**/*.parquet"), None):
-        raise DataError(f"lake {lake_path}: no parquet files found")
     found = dict(sorted(scan.assets.items(), key=lambda item: (item[0][1], item[0][0])))
     asked = f"asset_classes={cfg.asset_classes} frequency={cfg.frequency} years={cfg.years}"
     if not found:
@@ -228,12 +252,40 @@ def _utc(ts: pl.Series, where: str, naive_timezone: str | None) -> pl.Series:
     return local.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 
 
-def _collect_symbol(lake_path: Path, symbol: str, files: list[Path], naive_timezone: str | None) -> pl.DataFrame:
+@dataclass
+class CollectedAsset:
+    """One asset's bars as read from its partition files, and the bars left out because they
+    lie outside their file's `year=` partition (lake.strict: false)."""
+
+    bars: pl.DataFrame
+    wrong_year: int
+
+
+def _partition_year(file: Path) -> int:
+    return int(_partition(file.parent.name, "year"))
+
+
+def _outside_year(ts: pl.Series, year: int, where: str, strict: bool) -> pl.Series:
+    """Which bars of a file lie outside its `year=` partition (the year as stored: UTC for UTC
+    timestamps, the wall clock for naive ones). Under lake.strict they stop the run."""
+    outside = (ts.dt.year() != year).fill_null(False)
+    count = int(outside.sum())
+    if count and strict:
+        years = sorted(set(ts.filter(outside).dt.year().to_list()))
+        raise DataError(f"{where}: {count} of {len(ts)} bars are from {', '.join(map(str, years))}, not the "
+                        f"partition's year={year}; move them to their year's partition, or set lake.strict: false "
+                        f"to drop and count them")
+    return outside
+
+
+def _collect_symbol(lake_path: Path, symbol: str, files: list[Path], naive_timezone: str | None,
+                    strict: bool) -> CollectedAsset:
     """Collect one asset from its partition files as a float64 frame with UTC timestamps.
 
     Rows keep the lake's order, bad order, duplicates and null timestamps included:
-    preprocess repairs and reports them."""
-    parts = []
+    preprocess repairs and reports them. Bars outside their file's year are refused
+    (lake.strict) or dropped and counted."""
+    parts, wrong_year = [], 0
     for f in files:
         where = f"lake {lake_path}: symbol {symbol}: {f}"
         try:
@@ -246,8 +298,48 @@ def _collect_symbol(lake_path: Path, symbol: str, files: list[Path], naive_timez
         ts = df["timestamp"]
         if not isinstance(ts.dtype, pl.Datetime):
             raise DataError(f"{where}: timestamp has type {ts.dtype}, expected a datetime")
-        parts.append(df.select(_utc(ts, where, naive_timezone).alias("timestamp"), *_numeric(df, where)))
-    return pl.concat(parts, how="vertical")
+        bars = df.select(_utc(ts, where, naive_timezone).alias("timestamp"), *_numeric(df, where))
+        outside = _outside_year(ts, _partition_year(f), where, strict)
+        if outside.any():
+            wrong_year += int(outside.sum())
+            logger.warning("%s: dropped %d bars outside the partition's year (lake.strict: false)",
+                           where, int(outside.sum()))
+            bars = bars.filter(~outside)
+        parts.append(bars)
+    return CollectedAsset(pl.concat(parts, how="vertical"), wrong_year)
+
+
+MIN_SPACINGS = 10  # fewer distinct steps between bars than this say nothing about the frequency
+
+
+def typical_spacing(ts: pl.Series) -> tuple[pd.Timedelta, int, int] | None:
+    """The most common step between consecutive distinct timestamps (the smallest one on a
+    tie), how many steps have it, and how many there are; None when there are too few."""
+    steps = ts.drop_nulls().unique().sort().diff().drop_nulls()
+    if len(steps) < MIN_SPACINGS:
+        return None
+    counts = steps.value_counts(name="n").sort(["n", "timestamp"], descending=[True, False])
+    return pd.Timedelta(counts["timestamp"][0]), int(counts["n"][0]), len(steps)
+
+
+def spacing_mismatch(ts: pl.Series, frequency: str) -> str | None:
+    """Why the bars do not fit their `frequency=` partition, or None: their most common step
+    is another period (a gap, a weekend or a session break is never the most common one)."""
+    found = typical_spacing(ts)
+    if found is None or found[0] == bar_period(frequency, "extract.frequency"):
+        return None
+    step, n, total = found
+    return (f"bars are {period_label(step)} apart ({n} of {total} steps), not the partition's "
+            f"frequency={frequency}; move the files to the frequency they have")
+
+
+def period_label(period: pd.Timedelta) -> str:
+    """A period as a lake's frequency label (30m, 1h, 1d, 1w), or pandas' text when it is none."""
+    for unit, size in (("w", pd.Timedelta(weeks=1)), ("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)),
+                       ("m", pd.Timedelta(minutes=1))):
+        if period >= size and period % size == pd.Timedelta(0):
+            return f"{period // size}{unit}"
+    return str(period)
 
 
 def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path, *, strict: bool,
@@ -262,11 +354,17 @@ def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path, *, s
     out_dir.mkdir(parents=True)
     manifest = []
     for (asset_class, symbol), files in tqdm(scan.assets.items(), desc="extract", leave=False):
-        df = _collect_symbol(lake_path, symbol, files, naive_timezone)
+        collected = _collect_symbol(lake_path, symbol, files, naive_timezone, strict)
+        df = collected.bars
+        mismatch = spacing_mismatch(df["timestamp"], cfg.frequency)
+        if mismatch:
+            scan.malformed(files[0].parent.parent, mismatch)
+            continue
         df.write_parquet(out_dir / f"{symbol}.parquet")  # Polars' writer: no round trip through pandas
         first, last = df["timestamp"].min(), df["timestamp"].max()
         entry = {"symbol": symbol, "asset_class": asset_class, "frequency": cfg.frequency, "rows": len(df),
-                 "first": pd.Timestamp(first).isoformat(), "last": pd.Timestamp(last).isoformat()}
+                 "first": pd.Timestamp(first).isoformat(), "last": pd.Timestamp(last).isoformat(),
+                 "wrong_year": collected.wrong_year}
         logger.info("extract %s (%s): %d rows %s .. %s", symbol, asset_class, len(df), entry["first"], entry["last"])
         manifest.append(entry)
     payload: dict = {"assets": manifest}

@@ -30,11 +30,16 @@ OHLCV = [*PRICES, "volume"]
 NY = "America/New_York"
 MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of the std for Gaussian data
 CALENDARS = ("crypto", "fx", "equity")
+BAR, BAR_LABEL = pd.Timedelta(hours=1), "1h"  # the bar period (extract.frequency: only 1h so far, params)
+MAX_OFF_GRID_SHARE = 0.5  # more bars than this off the grid: the feed's timestamps are wrong, not a few bars
 STD_TOL = 1e-9  # a std this small relative to the mean is rounding noise of a constant column
 
 # What preprocess does with each kind of bad bar (and with gaps): the data-quality report
 # lists every count under these names, so nothing is dropped or changed without a record.
 ACTIONS: dict[str, dict[str, str]] = {
+    "wrong_year": {"action": "dropped",
+                   "detail": "bars outside their file's year= partition, dropped by extract (lake.strict: false; "
+                             "under strict they stop the run)"},
     "null_timestamps": {"action": "dropped", "detail": "rows without a timestamp; dropped before anything else"},
     "unsorted": {"action": "reordered",
                  "detail": "rows out of timestamp order (counted against the previous row); sorted, kept"},
@@ -56,19 +61,44 @@ ACTIONS: dict[str, dict[str, str]] = {
                            "and those before it, never after: no look-ahead). outlier_action flag: counted, the bar "
                            "kept as observed; replace: close set to the trailing median, open/high/low clipped into "
                            "the accepted band, observed=false (never a forecast anchor or truth)"},
+    "off_grid": {"action": "dropped",
+                 "detail": "timestamp between the bar grid's points (e.g. 10:00:00.123 on an hourly grid at whole "
+                           "hours): never moved onto the grid, never taken as the grid; an asset with more than half "
+                           "its bars off the grid stops the run (its feed's stamps are wrong)"},
     "off_calendar": {"action": "dropped",
-                     "detail": "timestamp outside the asset class's trading calendar"},
+                     "detail": "timestamp on the bar grid but outside the asset class's trading calendar"},
     "gaps_filled": {"action": "inserted",
                     "detail": "missing calendar bar; flat at the previous close, volume 0, observed=false"},
     "long_gaps": {"action": "inserted",
                   "detail": "runs of missing bars longer than preprocess.max_fill_bars (filled as gaps_filled, "
                             "counted as runs)"},
 }
-DROPPED = ("null_timestamps", "duplicate_timestamps", "non_positive_price", "off_calendar")
+DROPPED = ("wrong_year", "null_timestamps", "duplicate_timestamps", "non_positive_price", "off_grid", "off_calendar")
 INSERTED = ("gaps_filled",)
 
 
 # --------------------------------------------------------------------------- calendars
+
+
+def off_grid(timestamps: pd.Series, grid: pd.DatetimeIndex) -> np.ndarray:
+    """Which timestamps fall between the grid's points: not a whole number of bars away from
+    them (hourly crypto/fx at whole hours, New York equity at :30; the calendar decides which
+    of the points on the grid trade)."""
+    step = BAR // pd.Timedelta(microseconds=1)
+    phases = np.unique(grid.as_unit("us").asi8 % step)
+    return ~np.isin(pd.DatetimeIndex(timestamps).as_unit("us").asi8 % step, phases)
+
+
+def drop_off_grid(df: pd.DataFrame, grid: pd.DatetimeIndex, symbol: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop the bars between the grid's points and count them. A feed whose stamps are mostly
+    off the grid (say every bar at :00:00.123) is wrong as a whole: it stops, with an example."""
+    outside = off_grid(df["timestamp"], grid)
+    if outside.mean() > MAX_OFF_GRID_SHARE:
+        example = df["timestamp"].to_numpy()[outside.argmax()]
+        raise BadAsset(symbol, f"{int(outside.sum())} of {len(df)} bars are off the {BAR_LABEL} bar grid (e.g. "
+                               f"{pd.Timestamp(example).isoformat()}; the grid's bars are at e.g. "
+                               f"{grid[0].isoformat() if len(grid) else 'none'}): stamp each bar at its start")
+    return df[~outside], {"off_grid": int(outside.sum())}
 
 
 def trading_grid(asset_class: str, timestamps: pd.Series) -> pd.DatetimeIndex:
@@ -82,11 +112,9 @@ def trading_grid(asset_class: str, timestamps: pd.Series) -> pd.DatetimeIndex:
     exchange calendar is bundled. Half-days therefore show up as filled afternoon gaps.
     """
     ts = pd.DatetimeIndex(timestamps).as_unit("us")
-    if asset_class == "crypto":
-        return pd.date_range(ts.min(), ts.max(), freq="1h", name="timestamp", unit="us")
-    if asset_class == "fx":
-        hours = pd.date_range(ts.min(), ts.max(), freq="1h", name="timestamp", unit="us")
-        return hours[_fx_open(hours)]
+    if asset_class in ("crypto", "fx"):  # whole UTC hours: the grid never takes the data's first stamp as its phase
+        hours = pd.date_range(ts.min().ceil(BAR), ts.max().floor(BAR), freq=BAR, name="timestamp", unit="us")
+        return hours if asset_class == "crypto" else hours[_fx_open(hours)]
     if asset_class == "equity":
         return _equity_grid(ts)
     raise ValueError(f"no trading calendar for asset class {asset_class!r}; known: {', '.join(CALENDARS)}")
@@ -252,12 +280,13 @@ def replace_outliers(df: pd.DataFrame, cfg: PreprocessConfig) -> tuple[pd.DataFr
 
 
 def fill_grid(df: pd.DataFrame, grid: pd.DatetimeIndex, cfg: PreprocessConfig) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Reindex on the calendar grid; missing bars are flat at the previous close, volume 0.
-    Returns the bars and the counts of off-calendar bars dropped and gaps filled."""
-    on_grid = df["timestamp"].isin(grid)
-    df = df[on_grid].set_index("timestamp").reindex(grid)
+    """Reindex on the calendar grid (the bars on it: off-grid ones are dropped before); missing
+    bars are flat at the previous close, volume 0. Returns the bars and the counts of
+    off-calendar bars dropped and gaps filled."""
+    on_calendar = df["timestamp"].isin(grid)
+    df = df[on_calendar].set_index("timestamp").reindex(grid)
     missing = df["close"].isna()
-    counts = {"off_calendar": int((~on_grid).sum()), "gaps_filled": int(missing.sum()),
+    counts = {"off_calendar": int((~on_calendar).sum()), "gaps_filled": int(missing.sum()),
               "long_gaps": count_long_runs(missing.to_numpy(), cfg.max_fill_bars)}
     df["close"] = df["close"].ffill()
     for col in ("open", "high", "low"):
@@ -276,17 +305,21 @@ def count_long_runs(missing: np.ndarray, max_len: int) -> int:
 
 
 def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig,
-                symbol: str = "") -> tuple[pd.DataFrame, dict[str, int]]:
-    """Full cleaning of one asset: bad bars, outliers, calendar grid. Returns (frame, counts)."""
-    rows_in = len(df)
+                symbol: str = "", wrong_year: int = 0) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Full cleaning of one asset: bad bars, off-grid stamps, outliers, calendar grid.
+    `wrong_year`: the asset's bars extract dropped (outside their year partition), counted in
+    as read from the lake. Returns (frame, counts)."""
+    rows_in = len(df) + wrong_year
     df = df.reset_index(drop=True)
     df["timestamp"] = as_utc(df["timestamp"])
     df, bars = clean_bars(df)
     if df.empty:
         raise BadAsset(symbol, f"no usable bars ({rows_in} rows in, none with a timestamp and valid prices)")
+    grid = trading_grid(asset_class, df["timestamp"])
+    df, stamps = drop_off_grid(df, grid, symbol)
     df, outliers = replace_outliers(df.reset_index(drop=True), cfg)
-    out, grid = fill_grid(df, trading_grid(asset_class, df["timestamp"]), cfg)
-    counts = {"rows_in": rows_in} | bars | outliers | grid
+    out, filled = fill_grid(df, grid, cfg)
+    counts = {"rows_in": rows_in, "wrong_year": wrong_year} | bars | stamps | outliers | filled
     counts |= {"rows_out": len(out), "rows_dropped": sum(counts[k] for k in DROPPED),
                "rows_inserted": sum(counts[k] for k in INSERTED)}
     if rows_in - counts["rows_dropped"] + counts["rows_inserted"] != len(out):  # nothing vanishes unrecorded
@@ -370,7 +403,7 @@ def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
     try:
         with about_asset(sym):
             raw = pd.read_parquet(in_dir / f"{sym}.parquet")
-            df, counts = clean_asset(raw, asset["asset_class"], cfg, sym)
+            df, counts = clean_asset(raw, asset["asset_class"], cfg, sym, asset.get("wrong_year", 0))
             scaler = fit_scaler(df, split, cfg.min_train_rows, sym)
     except BadAsset as e:
         if cfg.on_bad_asset == "skip":
@@ -437,8 +470,9 @@ def quality_report(quality: dict[str, dict[str, int]], skipped_assets: dict[str,
             "skipped_partitions": skipped_partitions}
 
 
-BAD_BAR_KINDS = ("null_timestamps", "unsorted", "duplicate_timestamps", "non_positive_price", "inconsistent_high_low",
-                 "zero_volume", "off_calendar")  # high_below_low is also counted in inconsistent_high_low
+# high_below_low is also counted in inconsistent_high_low, so it is not a kind of its own here
+BAD_BAR_KINDS = ("wrong_year", "null_timestamps", "unsorted", "duplicate_timestamps", "non_positive_price",
+                 "inconsistent_high_low", "zero_volume", "off_grid", "off_calendar")
 
 
 def quality_headline(report: dict[str, Any]) -> dict[str, int]:
@@ -454,11 +488,12 @@ def quality_headline(report: dict[str, Any]) -> dict[str, int]:
 def _log_asset(sym: str, counts: dict[str, int]) -> None:
     logger.info(
         "%s: %d -> %d rows, %d gaps filled (%d long), %d outliers, %d bad high/low, %d bad price, "
-        "%d zero volume, %d duplicates, %d unsorted, %d off-calendar, %d null timestamps; train/val/test %d/%d/%d",
+        "%d zero volume, %d duplicates, %d unsorted, %d off-grid, %d off-calendar, %d null timestamps, %d outside "
+        "their year partition; train/val/test %d/%d/%d",
         sym, *(counts[k] for k in ("rows_in", "rows_out", "gaps_filled", "long_gaps", "outliers",
                                    "inconsistent_high_low", "non_positive_price", "zero_volume", "duplicate_timestamps",
-                                   "unsorted", "off_calendar", "null_timestamps", "train_rows", "val_rows",
-                                   "test_rows")),
+                                   "unsorted", "off_grid", "off_calendar", "null_timestamps", "wrong_year",
+                                   "train_rows", "val_rows", "test_rows")),
     )
     if counts["test_rows"] == 0:
         logger.warning("%s has no test rows (data ends before the test period); it trains but cannot be scored", sym)

@@ -40,6 +40,12 @@ def other_lake_selection(extract_cfg: ExtractConfig, cfg: EvaluateConfig) -> Ext
     )
 
 
+def other_lake_features(features_cfg: FeaturesConfig, cfg: EvaluateConfig) -> FeaturesConfig:
+    """The features recipe the models were trained with, on the other lake's proxy symbols
+    (`evaluate.market_proxy`, for a vendor that names bitcoin BTCUSD where training said BTC)."""
+    return dataclasses.replace(features_cfg, market_proxy={**features_cfg.market_proxy, **cfg.market_proxy})
+
+
 def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: str, preprocess_cfg: PreprocessConfig,
                               features_cfg: FeaturesConfig, context_length: int, prediction_length: int,
                               work: Path, *, strict: bool, naive_timezone: str | None) -> pd.Timestamp:
@@ -57,7 +63,7 @@ def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: 
             raise ParamsError(f"evaluate.lake_path {lake}: empty selection, no bars of years {selection.years} "
                               f"(asset_classes={selection.asset_classes} symbols={selection.symbols or 'all'}); "
                               f"set evaluate.years to years the lake has: {have}")
-    _check_other_lake_proxies(lake, sorted(list_assets(lake, selection, strict)), features_cfg)
+    _check_other_lake_proxies(lake, sorted(list_assets(lake, selection, strict, "evaluate.lake_path")), features_cfg)
     logger.info("lake %s: warm-up every selected bar before %s, test from it (%s)", lake, start, selection)
     try:
         features_from_lake(lake, selection, split, preprocess_cfg, features_cfg, work, strict=strict,
@@ -89,7 +95,8 @@ def check_not_in_sample(lake: Path, selection: ExtractConfig, scored_symbols: li
 
 def _check_other_lake_proxies(lake: Path, pairs: list[tuple[str, str]], features_cfg: FeaturesConfig) -> None:
     """Cross-asset features need each class's market proxy, from the same lake and selection;
-    features.market_proxy is the trained model's, so the fix is in the evaluate selection."""
+    features.market_proxy is the trained model's (with evaluate.market_proxy's names for this
+    lake), so the fix is in the evaluate params."""
     symbols = sorted({symbol for _, symbol in pairs})
     for asset_class in sorted({c for c, _ in pairs}):
         proxy = features_cfg.market_proxy.get(asset_class)
@@ -100,8 +107,8 @@ def _check_other_lake_proxies(lake: Path, pairs: list[tuple[str, str]], features
         if proxy not in symbols:
             raise ParamsError(f"evaluate.lake_path {lake}: market proxy {proxy} of asset class {asset_class} "
                               f"is not in the selection ({', '.join(symbols)}); add {proxy} to evaluate.symbols "
-                              f"(the lake needs its bars for evaluate.years) or leave {asset_class} out of "
-                              f"evaluate.asset_classes")
+                              f"(the lake needs its bars for evaluate.years), set evaluate.market_proxy.{asset_class} "
+                              f"to this lake's name for it, or leave {asset_class} out of evaluate.asset_classes")
 
 
 def _check_test_windows(lake: Path, features_dir: Path, start: pd.Timestamp, context_length: int,

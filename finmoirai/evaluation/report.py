@@ -155,7 +155,7 @@ def per_asset_table(per_asset: dict[str, dict[str, dict[str, float]]], models: l
 
 QUALITY_COLUMNS = ("rows_in", "rows_out", "rows_dropped", "rows_inserted", "gaps_filled", "long_gaps",
                    "outliers", "inconsistent_high_low", "non_positive_price", "zero_volume",
-                   "duplicate_timestamps", "unsorted", "off_calendar")
+                   "duplicate_timestamps", "unsorted", "off_grid", "off_calendar", "wrong_year")
 
 
 def quality_table(report: dict[str, Any]) -> list[str]:

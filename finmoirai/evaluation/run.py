@@ -31,11 +31,16 @@ import torch
 from dvclive import Live
 from finmoirai import write_json
 from finmoirai.atomic import scratch_dir
-from finmoirai.data.lake import list_assets
+from finmoirai.data.lake import check_lake_path, list_assets
 from finmoirai.data.targets import TARGET_COLUMNS
 from finmoirai.evaluation.forecasters import moirai_forecasters
 from finmoirai.evaluation.metrics import check_same_windows, headline, summarise
-from finmoirai.evaluation.other_lake import check_not_in_sample, lake_features_for_scoring, other_lake_selection
+from finmoirai.evaluation.other_lake import (
+    check_not_in_sample,
+    lake_features_for_scoring,
+    other_lake_features,
+    other_lake_selection,
+)
 from finmoirai.evaluation.plots import plot_all, plot_fan_chart, write_plot_data
 from finmoirai.evaluation.report import headline_metrics, markdown_report
 from finmoirai.evaluation.scores import score_windows
@@ -107,14 +112,13 @@ def scored_data(params: Sections, features_dir: Path, work: Path) -> tuple[Path,
     cfg, split, experiment = params.evaluate, params.split, params.experiment
     selection = other_lake_selection(params.extract, cfg)
     logger.info("evaluating on lake %s (%s)", cfg.lake_path, selection)
-    lake = Path(cfg.lake_path)
-    if lake.is_dir():  # a missing lake gets its own line from the lake reader
-        trained = json.loads((features_dir / "manifest.json").read_text())["assets"]
-        scored = sorted(symbol for _, symbol in list_assets(lake, selection, params.lake.strict))
-        check_not_in_sample(lake, selection, scored, pd.Timestamp(cfg.test_start or split.val_end, tz="UTC"),
-                            trained, split.train_end_ts)
-    start = lake_features_for_scoring(lake, selection, cfg.test_start or split.val_end,
-                                      params.preprocess, params.features, experiment.context_length,
+    lake = check_lake_path(cfg.lake_path, "evaluate.lake_path")
+    trained = json.loads((features_dir / "manifest.json").read_text())["assets"]
+    scored = sorted(symbol for _, symbol in list_assets(lake, selection, params.lake.strict, "evaluate.lake_path"))
+    check_not_in_sample(lake, selection, scored, pd.Timestamp(cfg.test_start or split.val_end, tz="UTC"),
+                        trained, split.train_end_ts)
+    start = lake_features_for_scoring(lake, selection, cfg.test_start or split.val_end, params.preprocess,
+                                      other_lake_features(params.features, cfg), experiment.context_length,
                                       experiment.prediction_length, work, strict=params.lake.strict,
                                       naive_timezone=params.lake.naive_timezone)
     return work / "features", work / "preprocessed", start

@@ -9,7 +9,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from finmoirai.data.lake import extract, lake_years, write_partitions
+from finmoirai.data.lake import check_lake_path, extract, lake_years, write_partitions
 from finmoirai.data.sources import (
     package_file,
     read_crypto_csv,
@@ -18,6 +18,7 @@ from finmoirai.data.sources import (
     resample_spy,
     write_demo_lake,
 )
+from finmoirai.errors import DataError
 from finmoirai.params import ExtractConfig, LakeConfig, ParamsError, parse_section, shipped_section
 
 
@@ -139,7 +140,7 @@ def test_extract_filters_partitions_and_writes_manifest(lake: Path, tmp_path: Pa
     assert json.loads((out / "manifest.json").read_text()) == {"assets": manifest}
     aaa = next(a for a in manifest if a["symbol"] == "AAA")
     assert aaa == {"symbol": "AAA", "asset_class": "crypto", "frequency": "1h", "rows": 4,
-                   "first": "2018-12-31T20:00:00+00:00", "last": "2018-12-31T23:00:00+00:00"}
+                   "first": "2018-12-31T20:00:00+00:00", "last": "2018-12-31T23:00:00+00:00", "wrong_year": 0}
     df = pd.read_parquet(out / "AAA.parquet")
     assert list(df.columns) == ["timestamp", "open", "high", "low", "close", "volume"]
     assert df["timestamp"].is_monotonic_increasing and str(df["timestamp"].dt.tz) == "UTC"
@@ -166,12 +167,58 @@ def test_extract_empty_selection_says_what_was_asked(lake: Path, tmp_path: Path)
         extract(lake, cfg(asset_classes=["equity"], years=[2030]), tmp_path / "out", strict=True, naive_timezone=None)
 
 
-def test_extract_missing_lake(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="nowhere"):
-        extract(tmp_path / "nowhere", cfg(), tmp_path / "out", strict=True, naive_timezone=None)
+def test_each_lake_path_mistake_gets_its_line(lake: Path, tmp_path: Path) -> None:
+    def error(path: Path) -> str:
+        with pytest.raises(DataError) as e:
+            extract(path, cfg(), tmp_path / "out", strict=True, naive_timezone=None)
+        assert "\n" not in str(e.value)
+        return str(e.value)
+
+    assert error(tmp_path / "nowhere").startswith(f"param lake.path: {tmp_path / 'nowhere'} does not exist; point it")
+    file = lake / "asset_class=crypto/frequency=1h/symbol=AAA/year=2018/data.parquet"
+    assert error(file).startswith(f"param lake.path: {file} is a file, not a folder")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no parquet files"):
-        extract(tmp_path / "empty", cfg(), tmp_path / "out", strict=True, naive_timezone=None)
+    assert "has no asset_class=<c> partitions (it holds nothing)" in error(tmp_path / "empty")
+    assert error(lake / "asset_class=crypto").endswith(
+        "(it holds frequency=1h); frequency=1h is a partition below asset_class=: point lake.path at the folder above")
+    assert error(tmp_path).endswith(f"(it holds empty, lake); {lake} is a lake: point lake.path at it")
+    (tmp_path / "empty/notes.txt").write_text("")
+    assert error(tmp_path / "empty").endswith(
+        "(it holds notes.txt); the layout is asset_class=<c>/frequency=<f>/symbol=<s>/year=<y>/*.parquet")
+    with pytest.raises(DataError, match=r"^param evaluate\.lake_path: .* does not exist"):
+        check_lake_path(tmp_path / "nowhere", "evaluate.lake_path")
+
+
+def test_bars_outside_their_year_partition_stop_the_run_or_are_dropped_and_counted(lake: Path, tmp_path: Path) -> None:
+    # a year=2018 folder whose file holds 2019 bars (AAA's own 2019 partition is gone)
+    path = lake / "asset_class=crypto/frequency=1h/symbol=AAA/year=2018/data.parquet"
+    pl.from_pandas(bars("2018-12-31 20:00", 10)).write_parquet(path)
+    for d in (lake / "asset_class=crypto/frequency=1h/symbol=AAA/year=2019").iterdir():
+        d.unlink()
+    (lake / "asset_class=crypto/frequency=1h/symbol=AAA/year=2019").rmdir()
+    with pytest.raises(DataError, match=r"symbol AAA: .*year=2018/data.parquet: 6 of 10 bars are from 2019, not the "
+                                        r"partition's year=2018; move them .* or set lake.strict: false"):
+        extract(lake, cfg(years=[2018]), tmp_path / "out", strict=True, naive_timezone=None)
+    manifest = extract(lake, cfg(years=[2018]), tmp_path / "out", strict=False, naive_timezone=None)
+    aaa = next(a for a in manifest if a["symbol"] == "AAA")
+    assert aaa["rows"] == 4 and aaa["wrong_year"] == 6 and aaa["last"] == "2018-12-31T23:00:00+00:00"
+    assert pd.read_parquet(tmp_path / "out/AAA.parquet")["timestamp"].dt.year.eq(2018).all()
+
+
+def test_bars_at_another_frequency_than_their_partition(lake: Path, tmp_path: Path) -> None:
+    write_partitions(lake, "crypto", "DDD", bars("2018-02-01", 40, freq="30min"))  # 30m bars under frequency=1h
+    with pytest.raises(DataError, match=r"symbol=DDD: bars are 30m apart \(39 of 39 steps\), not the partition's "
+                                        r"frequency=1h; move the files to the frequency they have.*lake.strict: false"):
+        extract(lake, cfg(), tmp_path / "out", strict=True, naive_timezone=None)
+    manifest = extract(lake, cfg(), tmp_path / "out", strict=False, naive_timezone=None)
+    assert "DDD" not in {a["symbol"] for a in manifest} and not (tmp_path / "out/DDD.parquet").exists()
+    skipped = json.loads((tmp_path / "out/manifest.json").read_text())["skipped_partitions"]
+    assert skipped == [{"path": "asset_class=crypto/frequency=1h/symbol=DDD",
+                        "reason": "bars are 30m apart (39 of 39 steps), not the partition's frequency=1h; "
+                                  "move the files to the frequency they have"}]
+    # gaps, weekends and session breaks are never the typical step
+    write_partitions(lake, "crypto", "DDD", bars("2018-02-01", 40).drop(index=[3, 4, 5, 20, 30]))
+    assert "DDD" in {a["symbol"] for a in extract(lake, cfg(), tmp_path / "out", strict=True, naive_timezone=None)}
 
 
 def test_extract_missing_column_names_column_and_symbol(lake: Path, tmp_path: Path) -> None:

@@ -95,6 +95,32 @@ def test_equity_session_grid_and_holidays() -> None:
     assert not (out["timestamp"].dt.tz_convert("America/New_York").dt.day == 16).any()
 
 
+def test_a_feed_stamped_off_the_grid_is_refused_never_taken_as_the_grid() -> None:
+    raw = bars(hours("2018-01-01", 48) + pd.Timedelta(milliseconds=123))  # every bar at :00:00.123
+    with pytest.raises(DataError, match=r"asset X: 48 of 48 bars are off the 1h bar grid \(e\.g\. "
+                                        r"2018-01-01T00:00:00\.123000\+00:00.*stamp each bar at its start"):
+        clean_asset(raw, "crypto", CFG, "X")
+
+
+def test_a_few_off_grid_bars_are_counted_under_their_own_kind_and_dropped() -> None:
+    stamps = hours("2018-01-01", 48)
+    raw = bars(stamps.delete(10).append(pd.DatetimeIndex([stamps[10] + pd.Timedelta(milliseconds=123)])))
+    out, counts = clean_asset(raw, "crypto", CFG, "X")
+    assert counts["off_grid"] == 1 and counts["off_calendar"] == 0 and counts["gaps_filled"] == 1
+    assert out["timestamp"].tolist() == stamps.tolist() and not out.loc[10, "observed"]
+    assert counts["rows_in"] - counts["rows_dropped"] + counts["rows_inserted"] == len(out)
+    # an equity bar on the hour is off New York's :30 grid, one at 8:30 is on it but off the session
+    ny = pd.DatetimeIndex([f"2019-07-15 {h}:30" for h in range(9, 16)]).tz_localize("America/New_York")
+    extra = pd.DatetimeIndex(["2019-07-15 12:00", "2019-07-15 08:30"]).tz_localize("America/New_York")
+    _, counts = clean_asset(bars(ny.append(extra).tz_convert("UTC")), "equity", CFG, "Y")
+    assert counts["off_grid"] == 1 and counts["off_calendar"] == 1
+
+
+def test_bars_dropped_by_extract_are_counted_as_read_from_the_lake() -> None:
+    out, counts = clean_asset(bars(hours("2018-01-01", 24)), "crypto", CFG, "X", wrong_year=5)
+    assert counts["wrong_year"] == 5 and counts["rows_in"] == 29 and counts["rows_dropped"] == 5 and len(out) == 24
+
+
 def test_unknown_calendar() -> None:
     with pytest.raises(ValueError, match="bonds"):
         trading_grid("bonds", pd.Series(hours("2018-01-01", 3)))

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from finmoirai.data.preprocessing import split_counts
-from finmoirai.evaluation.other_lake import lake_features_for_scoring, other_lake_selection
+from finmoirai.evaluation.other_lake import lake_features_for_scoring, other_lake_features, other_lake_selection
 from finmoirai.evaluation.run import Sections, scored_data
 from finmoirai.evaluation.series import load_series
 from finmoirai.params import (
@@ -52,8 +52,9 @@ def evaluate_cfg(lake: Path, **overrides) -> EvaluateConfig:
 
 def score(lake: Path, work: Path, **overrides) -> pd.Timestamp:
     cfg = evaluate_cfg(lake, **overrides)
-    return lake_features_for_scoring(lake, other_lake_selection(EXTRACT, cfg), cfg.test_start, PREPROCESS, FEATURES,
-                                     CONTEXT, HORIZON, work, strict=True, naive_timezone=None)
+    return lake_features_for_scoring(lake, other_lake_selection(EXTRACT, cfg), cfg.test_start, PREPROCESS,
+                                     other_lake_features(FEATURES, cfg), CONTEXT, HORIZON, work, strict=True,
+                                     naive_timezone=None)
 
 
 def scalers(work: Path) -> tuple[dict, dict]:
@@ -240,8 +241,19 @@ def test_no_full_test_window_is_one_line(lake, tmp_path):
 def test_missing_market_proxy_is_one_line(lake, tmp_path):
     message = one_line_error(lake, tmp_path, symbols=["ETH"])
     assert message.endswith("market proxy BTC of asset class crypto is not in the selection (ETH); add BTC to "
-                            "evaluate.symbols (the lake needs its bars for evaluate.years) or leave crypto out of "
+                            "evaluate.symbols (the lake needs its bars for evaluate.years), set "
+                            "evaluate.market_proxy.crypto to this lake's name for it, or leave crypto out of "
                             "evaluate.asset_classes"), message
+
+
+def test_a_lake_that_names_the_proxy_otherwise_is_scored_with_evaluate_market_proxy(tmp_path):
+    vendor = write_hourly_lake(tmp_path / "vendor", {"BTCUSD": "crypto", "ETH": "crypto"}, LAKE_START, LAKE_END)
+    with pytest.raises(ParamsError, match=r"market proxy BTC of asset class crypto is not in the selection "
+                                          r"\(BTCUSD, ETH\).*set evaluate.market_proxy.crypto"):
+        score(vendor, tmp_path / "refused", symbols=["BTCUSD", "ETH"])
+    score(vendor, tmp_path / "work", symbols=["BTCUSD", "ETH"], market_proxy={"crypto": "BTCUSD"})
+    features = json.loads((tmp_path / "work/features/manifest.json").read_text())["assets"]
+    assert sorted(a["symbol"] for a in features) == ["BTCUSD", "ETH"]
 
 
 def test_warmup_split_has_no_validation_period():
