@@ -82,7 +82,21 @@ def evaluate(work: Path, params: dict, split: str) -> dict:
     step, head, reference = details["per_step"], metrics[split], metrics["reference"]
     return {"skill": head["skill"], "lo": head["skill_lo"], "hi": head["skill_hi"], "dm_p": head["dm_p"],
             "reference": reference, "coverage_80": metrics["moirai"]["coverage_80"],
-            "qlike": metrics["moirai"]["qlike"], "step1_vs_reference": step["moirai"][0] / step[reference][0]}
+            "qlike": metrics["moirai"]["qlike"], "step1_vs_reference": step["moirai"][0] / step[reference][0]} | \
+        old_style(details)
+
+
+def old_style(details: dict) -> dict:
+    """The headline as it was defined before the exact-CRPS change, as far as today's scores
+    allow: skill against RW-EWMA on the 9-quantile weighted quantile loss, a ratio of the means
+    over assets (the quantile loss is now of the horizon's return in percent, not of prices,
+    and RW-EWMA's decay comes from a half-life in bars). Beside it, the new score against the
+    old reference (exact CRPS, geometric over assets)."""
+    models = details["models"]
+    if "rw_ewma" not in models:
+        return {}
+    return {"wql_vs_rw_ewma": 1.0 - models["moirai"]["qloss"] / models["rw_ewma"]["qloss"],
+            "crps_vs_rw_ewma": details["skill_vs"]["moirai"]["rw_ewma"]}
 
 
 def score_baselines(out: Path, params: dict, data: Path, datasets: Path) -> Path:
@@ -134,7 +148,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"seed {seed:>4}: " + "  ".join(
             f"{split} skill {r[split]['skill']:+.4f} [{r[split]['lo']:+.4f}, {r[split]['hi']:+.4f}] "
             f"DM p {r[split]['dm_p']:.3g} cov80 {r[split]['coverage_80']:.3f} QLIKE {r[split]['qlike']:.3f} "
-            f"step1/ref {r[split]['step1_vs_reference']:.2f}" for split in ("val", "test"))
+            f"step1/ref {r[split]['step1_vs_reference']:.2f}"
+            + (f" (old style: wQL vs rw_ewma {r[split]['wql_vs_rw_ewma']:+.4f}, CRPS vs rw_ewma "
+               f"{r[split]['crps_vs_rw_ewma']:+.4f})" if "wql_vs_rw_ewma" in r[split] else "")
+            for split in ("val", "test"))
             + f"  ({r['train_s']} s training, {r['total_s']} s in all)", flush=True)
     print("overrides:", " ".join(args.overrides) or "none")
     for split in ("val", "test"):
