@@ -44,8 +44,14 @@ from finmoirai.evaluation.other_lake import (
 from finmoirai.evaluation.plots import plot_all, plot_fan_chart, write_plot_data
 from finmoirai.evaluation.report import headline_metrics, markdown_report
 from finmoirai.evaluation.scores import score_windows
-from finmoirai.evaluation.scoring import period_bounds, period_windows, score_baselines, stored_baselines
-from finmoirai.evaluation.series import Windows, load_series, plan_windows
+from finmoirai.evaluation.scoring import (
+    period_bounds,
+    period_windows,
+    score_baselines,
+    stored_baselines,
+    windows_between,
+)
+from finmoirai.evaluation.series import Windows
 from finmoirai.params import (
     BaselinesConfig,
     EvaluateConfig,
@@ -127,13 +133,10 @@ def scored_data(params: Sections, features_dir: Path, work: Path) -> tuple[Path,
 def other_lake_windows(params: Sections, features_dir: Path, covariates: list[str],
                        work: Path) -> tuple[list[Windows], list[str], dict, pd.Timestamp]:
     """Windows, skipped assets, data quality and test start of another lake."""
-    experiment = params.experiment
     scored_features, scored_preprocessed, start = scored_data(params, features_dir, work)
-    scalers = json.loads((scored_preprocessed / "scalers.json").read_text())
     quality = json.loads((scored_preprocessed / "quality_report.json").read_text())
-    series = load_series(scored_features, scalers, start, covariates=covariates, target=experiment.target)
-    windows, skipped = plan_windows(series, experiment.context_length, experiment.prediction_length,
-                                    params.evaluate.stride)
+    windows, skipped = windows_between(scored_features, scored_preprocessed, start, None, params.experiment,
+                                       params.evaluate.stride, covariates)
     return windows, skipped, quality, start
 
 

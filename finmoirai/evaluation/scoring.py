@@ -36,8 +36,16 @@ def period_windows(features_dir: Path, preprocessed_dir: Path, split: SplitConfi
                    target: str | None = None) -> tuple[list[Windows], list[str]]:
     """The forecast windows of one period of the pipeline's own data (step one), with the
     model's inputs of `target` (default: the experiment's)."""
-    scalers = json.loads((preprocessed_dir / "scalers.json").read_text())
     start, end = period_bounds(split, period)
+    return windows_between(features_dir, preprocessed_dir, start, end, experiment, stride, covariates, target)
+
+
+def windows_between(features_dir: Path, preprocessed_dir: Path, start: pd.Timestamp, end: pd.Timestamp | None,
+                    experiment: Knobs, stride: int, covariates: list[str] | None = None,
+                    target: str | None = None) -> tuple[list[Windows], list[str]]:
+    """The forecast windows with origins in [start, end) (end None: to the data's end) of a
+    features folder and its preprocess scalers: any period of any lake run through the data stages."""
+    scalers = json.loads((preprocessed_dir / "scalers.json").read_text())
     series = load_series(features_dir, scalers, start, target=target or experiment.target, covariates=covariates,
                          scored_until=end)
     return plan_windows(series, experiment.context_length, experiment.prediction_length, stride)
