@@ -83,6 +83,7 @@ def summarise(table: pd.DataFrame, windows: Sequence[Windows], cfg: EvaluateConf
     panels = date_panels(table, models)
     lag = overlap(prediction_length, cfg.stride)
     means = per_asset_means(table, [*scores.SCORE_NAMES, *scores.step_columns(prediction_length)])
+    rows = {key: group.sort_values("origin") for key, group in table.groupby(["model", "symbol"], sort=False)}
     result: dict[str, Any] = {"reference": reference, "models": {}, "per_asset": {}, "per_step": {}, "coverage": {},
                               "pit": {}, "equity": {}, "skill_vs": {}}
     for model in models:
@@ -96,7 +97,7 @@ def summarise(table: pd.DataFrame, windows: Sequence[Windows], cfg: EvaluateConf
         pit = table.loc[table["model"] == model, "pit"].to_numpy()
         result["pit"][model] = [int(c) for c in scores.pit_histogram(pit[np.isfinite(pit)])]
         result["per_step"][model] = means.loc[model, scores.step_columns(prediction_length)].mean().tolist()
-        trades = {w.series.symbol: asset_trading(w, table_of(table, model, w.series.symbol), cfg, prediction_length)
+        trades = {w.series.symbol: asset_trading(w, rows[model, w.series.symbol], cfg, prediction_length)
                   for w in windows}
         pooled |= pool_trading(trades, per_asset)
         result["equity"][model] = portfolio_returns([r for _, r in trades.values()])
@@ -111,11 +112,6 @@ def summarise(table: pd.DataFrame, windows: Sequence[Windows], cfg: EvaluateConf
         for model in models if model != reference}
     result["mcs"] = significance.model_confidence_set(panels, panels[reference], seed=0, overlap=lag)
     return result
-
-
-def table_of(table: pd.DataFrame, model: str, symbol: str) -> pd.DataFrame:
-    rows = table[(table["model"] == model) & (table["symbol"] == symbol)]
-    return rows.sort_values("origin")
 
 
 TRADING_KEYS = ("directional_accuracy", "sharpe", "sharpe_se", "exposure", "max_drawdown", "turnover")
