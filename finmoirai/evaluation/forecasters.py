@@ -73,12 +73,20 @@ SampleFn = Callable[[AssetSeries, np.ndarray, int], np.ndarray]
 
 def moirai_forecasters(modules: dict[str, MoiraiModule], context_length: int, prediction_length: int,
                        patch_size: int, cfg: EvaluateConfig, calendar: bool = False) -> dict[str, SampleFn]:
-    """Each trained module as (series, origins, seed) -> sample paths (W, S, H); the seed is
-    torch's, set once by the caller (`scores.score_windows`)."""
+    """Each trained module as (series, origins, seed) -> sample paths (W, S, H). The draws are
+    torch's, seeded with `seed` on a forked generator for each call: an asset's paths are the
+    same whichever models or periods are scored before it (the validation headline of a test
+    run and a full `evaluate.split: val` run draw the same paths)."""
     ctx, h, n = context_length, prediction_length, cfg.num_samples
-    return {name: (lambda s, o, seed, m=module: moirai_samples(m, s, o, ctx, h, patch_size, n, cfg.batch_size,
-                                                               calendar))
-            for name, module in modules.items()}
+
+    def sampler(module: MoiraiModule) -> SampleFn:
+        def draw(series: AssetSeries, origins: np.ndarray, seed: int) -> np.ndarray:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return moirai_samples(module, series, origins, ctx, h, patch_size, n, cfg.batch_size, calendar)
+        return draw
+
+    return {name: sampler(module) for name, module in modules.items()}
 
 
 def baseline_forecasters(cfg: BaselinesConfig, context_length: int, prediction_length: int) -> dict[str, SampleFn]:

@@ -91,11 +91,10 @@ class Sections:
 
 def score_moirai(windows: list[Windows], modules: dict, params: Sections,
                  keep: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
-    """The trained models' rows of the score table (torch seeded with the top-level seed)."""
+    """The trained models' rows of the score table (asset n's paths drawn with the top-level seed + n)."""
     experiment = params.experiment
     fns = moirai_forecasters(modules, experiment.context_length, experiment.prediction_length, experiment.patch_size,
                              params.evaluate, experiment.calendar)
-    torch.manual_seed(experiment.seed)
     table, kept, seconds = score_windows(windows, fns, experiment.seed, experiment.context_length,
                                          experiment.prediction_length, params.evaluate.stride, keep=keep)
     logger.info("model forecast seconds: %s", {k: round(v, 1) for k, v in seconds.items()})
