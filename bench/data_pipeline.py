@@ -176,21 +176,32 @@ def naive(work: Path) -> None:
     """The whole lake in one pandas frame, then the same cleaning and features, all kept."""
     from finmoirai.data.features import asset_features
     from finmoirai.data.preprocessing import clean_asset, fit_scaler
-    from finmoirai.params import FeaturesConfig, LakeConfig, PreprocessConfig, SplitConfig, load_params, section
+    from finmoirai.data.calendars import asset_calendar
+    from finmoirai.params import (
+        ExtractConfig,
+        FeaturesConfig,
+        LakeConfig,
+        MarketConfig,
+        PreprocessConfig,
+        SplitConfig,
+        load_params,
+        section,
+    )
 
     params = load_params(work / "params.yaml")
     lake = section(params, LakeConfig, "lake")
     split = section(params, SplitConfig, "split")
     pcfg = section(params, PreprocessConfig, "preprocess")
     fcfg = section(params, FeaturesConfig, "features")
+    market, frequency = section(params, MarketConfig, "market"), section(params, ExtractConfig, "extract").frequency
     whole = pd.read_parquet(lake.path)  # pyarrow reads the hive partitions as columns
     whole["symbol"] = whole["symbol"].astype(str)
     whole["asset_class"] = whole["asset_class"].astype(str)
     cleaned, feats = {}, {}
     classes = dict(zip(whole["symbol"], whole["asset_class"]))
     for sym, raw in whole.groupby("symbol", sort=True):
-        cleaned[sym], _ = clean_asset(raw[["timestamp", "open", "high", "low", "close", "volume"]],
-                                      classes[sym], pcfg)
+        bars = asset_calendar(market, {"symbol": sym, "asset_class": classes[sym], "frequency": frequency})
+        cleaned[sym], _ = clean_asset(raw[["timestamp", "open", "high", "low", "close", "volume"]], bars, pcfg)
     for sym, df in cleaned.items():
         proxy = cleaned[fcfg.market_proxy[classes[sym]]]
         feats[sym], _, _ = asset_features(df, proxy, split, fcfg, fit_scaler(df, split, pcfg.min_train_rows, sym))

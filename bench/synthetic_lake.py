@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from finmoirai.data.synthetic import write_synthetic_lake
-from finmoirai.params import LakeConfig, shipped_section
+from finmoirai.params import ExtractConfig, LakeConfig, MarketConfig, shipped_section
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,11 +22,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("assets", "years", "start", "seed", "gap_rate", "bad_bar_rate"):
         value = getattr(shipped, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--frequency", default=shipped_section(ExtractConfig, "extract").frequency,
+                        help="bar frequency (5m, 1h, 1d, ...)")
     args = parser.parse_args(argv)
     cfg = dataclasses.replace(shipped, assets=args.assets, start=args.start, years=args.years, seed=args.seed,
                               gap_rate=args.gap_rate, bad_bar_rate=args.bad_bar_rate)
     t0 = time.perf_counter()
-    summary = write_synthetic_lake(args.out, cfg)
+    summary = write_synthetic_lake(args.out, cfg, args.frequency, shipped_section(MarketConfig, "market"))
     print(f"wrote {summary['assets']} assets, {summary['rows']} rows to {args.out} in "
           f"{time.perf_counter() - t0:.1f}s; market_proxy={summary['market_proxy']} years={summary['years']}")
 

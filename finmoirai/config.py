@@ -16,10 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from finmoirai import setup_logging
 from finmoirai.atomic import clear_stale, is_rank_zero
+from finmoirai.data.calendars import DAY, bars_per_session
 from finmoirai.data.features import covariate_sets
 from finmoirai.data.targets import CALENDAR_COLUMNS
 from finmoirai.params import (
@@ -32,6 +34,7 @@ from finmoirai.params import (
     FinetuneConfig,
     Knobs,
     LakeConfig,
+    MarketConfig,
     ModelConfig,
     ParamsError,
     PreprocessConfig,
@@ -46,9 +49,10 @@ from finmoirai.params import (
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = {"lake": LakeConfig, "extract": ExtractConfig, "split": SplitConfig, "preprocess": PreprocessConfig,
-            "features": FeaturesConfig, "build": BuildConfig, "model": ModelConfig, "pretrain": PretrainConfig,
-            "finetune": FinetuneConfig, "baselines": BaselinesConfig, "evaluate": EvaluateConfig}
+SECTIONS = {"lake": LakeConfig, "market": MarketConfig, "extract": ExtractConfig, "split": SplitConfig,
+            "preprocess": PreprocessConfig, "features": FeaturesConfig, "build": BuildConfig, "model": ModelConfig,
+            "pretrain": PretrainConfig, "finetune": FinetuneConfig, "baselines": BaselinesConfig,
+            "evaluate": EvaluateConfig}
 TOP_LEVEL = ("seed", "patch_size", "context_length", "prediction_length", "target", "calendar", "min_context_ratio")
 
 
@@ -101,6 +105,7 @@ def validate_params(params: dict[str, Any]) -> dict[str, Any]:
             f"param pretrain.synthetic_share: {share} draws from a synthetic corpus, but build.synthetic_assets is 0; "
             f"set build.synthetic_assets > 0, or synthetic_share: null")
     check_evaluation(parsed)
+    check_frequency(parsed)
     covariates = covariate_sets(parsed["features"])[experiment.target]
     variates = 1 + len(covariates) + (len(CALENDAR_COLUMNS) if experiment.calendar else 0)
     check_token_budget(experiment, variates, model.max_seq_len)
@@ -112,10 +117,6 @@ def check_evaluation(parsed: dict[str, Any]) -> None:
     cfg, base, lake, classes = parsed["evaluate"], parsed["baselines"], parsed["lake"], parsed["extract"].asset_classes
     require(cfg.reference in base.models,
             f"param evaluate.reference: {cfg.reference!r} must be one of baselines.models {base.models}")
-    if {"seasonal_naive", "auto_ets"} & set(base.models):
-        missing = [c for c in classes if c not in base.season_length]
-        require(not missing, f"param baselines.season_length: no season length for asset class(es) "
-                             f"{', '.join(missing)} of extract.asset_classes")
     missing = [c for c in [*classes, *cfg.asset_classes] if c not in cfg.transaction_cost_bps]
     require(not missing, f"param evaluate.transaction_cost_bps: no cost for asset class(es) {', '.join(missing)}")
     require(cfg.lake_path != DEMO_LAKE or lake.path == DEMO_LAKE,
@@ -128,6 +129,50 @@ def check_evaluation(parsed: dict[str, Any]) -> None:
     require(cfg.split == "test" or not cfg.scores_other_lake(lake),
             "param evaluate.split: 'val' scores this repo's validation period; with another evaluate.lake_path, or "
             "evaluate.symbols/asset_classes/years/test_start, use test")
+
+
+# Moirai's patch sizes by bar frequency (Woo et al. 2024; uni2ts's DefaultPatchSizeConstraints,
+# whose pandas-1 keys H/T no longer match pandas 2's h/min, so it cannot be called as is)
+PATCH_RANGES = ((pd.Timedelta(hours=1), "minute-level", (32, 128)), (pd.Timedelta(days=1), "hourly", (32, 64)),
+                (None, "daily", (16, 32)))
+
+
+def recommended_patch_sizes(period: pd.Timedelta) -> tuple[str, tuple[int, int]]:
+    """(frequency kind, (smallest, largest) patch size) Moirai's authors use for bars of `period`."""
+    for below, kind, sizes in PATCH_RANGES:
+        if below is None or period < below:
+            return kind, sizes
+    raise AssertionError(period)
+
+
+def check_frequency(parsed: dict[str, Any]) -> list[str]:
+    """What the window params mean at the bar frequency: every asset class has a calendar, the
+    seasonal baselines' lookback holds two seasons (one trading day of bars each), and
+    `patch_size` is within Moirai's sizes for the frequency. Returns the warnings it logged: a
+    context shorter than one trading day, a patch size outside the recommended range."""
+    experiment, extract, market, base = parsed["knobs"], parsed["extract"], parsed["market"], parsed["baselines"]
+    period, warnings = extract.period, []
+    missing = [c for c in extract.asset_classes if c not in market.calendars]
+    require(not missing, f"param market.calendars: no calendar for asset class(es) {', '.join(missing)} of "
+                         f"extract.asset_classes")
+    for asset_class in extract.asset_classes:
+        day = bars_per_session(market.calendars[asset_class], period)
+        season = base.season_length.get(asset_class, day)
+        if {"seasonal_naive", "auto_ets"} & set(base.models):
+            require(base.lookback >= 2 * season + experiment.prediction_length,
+                    f"param baselines.lookback: {base.lookback} bars, but the seasonal baselines need two seasons of "
+                    f"{season} {extract.frequency} bars ({asset_class}) and the horizon: set it >= "
+                    f"{2 * season + experiment.prediction_length}, or drop seasonal_naive/auto_ets")
+        if experiment.context_length < day and period < DAY:
+            warnings.append(f"context_length {experiment.context_length}: the model sees less than one trading day "
+                            f"of {extract.frequency} bars ({day} on {market.calendars[asset_class]}, {asset_class})")
+    kind, (low, high) = recommended_patch_sizes(period)
+    if not low <= experiment.patch_size <= high:
+        warnings.append(f"patch_size {experiment.patch_size}: Moirai's authors use {low}..{high} for {kind} bars "
+                        f"(extract.frequency {extract.frequency})")
+    for warning in warnings:
+        logger.warning("params: %s", warning)
+    return warnings
 
 
 def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:

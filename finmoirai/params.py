@@ -252,17 +252,59 @@ class LakeConfig:
                                   "(such as UTC or America/New_York)") from None
 
 
-FREQUENCY_UNITS = {"m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}  # lake label -> pandas unit
+FREQUENCY_UNITS = {"m": "min", "min": "min", "h": "h", "d": "D"}  # lake label -> pandas unit
+DAY = pd.Timedelta(days=1)
+BAR_STAMPS = ("start", "end")  # market.bar_stamp
 
 
 def bar_period(frequency: str, key: str) -> pd.Timedelta:
     """The bar period a `frequency=` label names: a count and a unit (1m, 5m, 15min, 1h, 4h,
-    1d, 1w). Months and years are not fixed periods, so they are refused, as is anything else."""
+    1d). An intraday period must divide a day, so every day's bars fall on the same clock
+    times; above it only 1d has a calendar (weeks and months are not fixed sessions)."""
     match = re.fullmatch(r"([1-9][0-9]*)([a-z]+)", frequency)
     if match is None or match[2] not in FREQUENCY_UNITS:
         raise ParamsError(f"param {key}: {frequency!r} is not a bar frequency; write a count and a unit, "
                           f"one of {', '.join(FREQUENCY_UNITS)} (e.g. 5m, 1h, 1d)")
-    return pd.Timedelta(int(match[1]), unit=FREQUENCY_UNITS[match[2]])
+    period = pd.Timedelta(int(match[1]), unit=FREQUENCY_UNITS[match[2]])
+    if period > DAY or (period < DAY and DAY % period):
+        raise ParamsError(f"param {key}: {frequency} bars do not fit a trading day; use a period that divides "
+                          f"24 hours (1m, 5m, 15m, 30m, 1h, 2h, 4h, ...) or 1d")
+    return period
+
+
+def period_label(period: pd.Timedelta) -> str:
+    """A period as a lake's frequency label (30m, 1h, 1d, 1w; bar_period's inverse), or pandas'
+    text when it is none."""
+    for unit, size in (("w", pd.Timedelta(weeks=1)), ("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)),
+                       ("m", pd.Timedelta(minutes=1))):
+        if period >= size and period % size == pd.Timedelta(0):
+            return f"{period // size}{unit}"
+    return str(period)
+
+
+@dataclasses.dataclass(frozen=True)
+class MarketConfig:
+    """How the lake's bars sit in time: where a bar is stamped, and the trading calendar of
+    each asset class (and of single symbols): 24/7, 24/5, or an exchange that the
+    exchange-calendars library knows (XNYS, XLON, XETR, XTKS, ...)."""
+
+    bar_stamp: str  # start: a bar is stamped when it opens; end: when it closes
+    calendars: dict[str, str]  # asset class -> calendar
+    symbol_calendars: dict[str, str]  # symbol -> calendar, before its class's
+
+    def validate(self) -> None:
+        import exchange_calendars  # deferred: 0.5 s to import, and only this check needs it here
+
+        require(self.bar_stamp in BAR_STAMPS,
+                f"param market.bar_stamp: {self.bar_stamp!r} is not one of {', '.join(BAR_STAMPS)}")
+        unknown_classes = sorted(set(self.calendars) - set(CLASSES))
+        require(not unknown_classes, f"param market.calendars: unknown asset class(es) {', '.join(unknown_classes)}; "
+                                     f"known: {', '.join(CLASSES)}")
+        known = set(exchange_calendars.get_calendar_names()) | {"24/7", "24/5"}
+        for key, mapping in (("market.calendars", self.calendars), ("market.symbol_calendars", self.symbol_calendars)):
+            for name, calendar in mapping.items():
+                require(calendar in known, f"param {key}: {name}: {calendar!r} is not a calendar; use 24/7, 24/5 or "
+                                           f"an exchange's ISO MIC known to exchange-calendars (XNYS, XLON, XTKS, ...)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,14 +316,15 @@ class ExtractConfig:
     years: list[int]
     symbols: list[str]
 
+    @property
+    def period(self) -> pd.Timedelta:
+        return bar_period(self.frequency, "extract.frequency")
+
     def validate(self) -> None:
         require(len(self.asset_classes) > 0, "param extract.asset_classes: must not be empty")
         require(len(self.years) > 0, "param extract.years: must not be empty")
         require(bool(self.frequency.strip()), "param extract.frequency: must not be empty")
-        period = bar_period(self.frequency, "extract.frequency")
-        require(period == pd.Timedelta(hours=1),
-                f"param extract.frequency: {self.frequency}: the calendar grids (preprocess) and the dataset builder "
-                f"are hourly so far; only 1h bars run through the pipeline")
+        bar_period(self.frequency, "extract.frequency")
         dup = sorted({s for s in self.symbols if self.symbols.count(s) > 1})
         require(not dup, f"param extract.symbols: duplicate symbol(s) {', '.join(dup)}")
 

@@ -15,14 +15,15 @@ if __name__ == "__main__":
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.sources import write_lake  # noqa: E402
-from finmoirai.params import LakeConfig, section  # noqa: E402
+from finmoirai.params import ExtractConfig, LakeConfig, MarketConfig, section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     (out,) = stage_paths(argv, "out")
-    cfg = section(stage_params("lake"), LakeConfig, "lake")
+    params = stage_params("lake")
+    cfg, extract = section(params, LakeConfig, "lake"), section(params, ExtractConfig, "extract")
     with atomic_outputs(out) as (staged,):
-        write_lake(cfg, staged, final=out)
+        write_lake(cfg, staged, extract.frequency, section(params, MarketConfig, "market"), final=out)
 
 
 if __name__ == "__main__":

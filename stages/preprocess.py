@@ -15,7 +15,7 @@ if __name__ == "__main__":
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.preprocessing import preprocess  # noqa: E402
-from finmoirai.params import PreprocessConfig, SplitConfig, section  # noqa: E402
+from finmoirai.params import MarketConfig, PreprocessConfig, SplitConfig, section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     params = stage_params("preprocess")
     with atomic_outputs(out, metrics) as (staged, staged_metrics):
         preprocess(extracted, section(params, SplitConfig, "split"), section(params, PreprocessConfig, "preprocess"),
-                   staged, metrics_path=staged_metrics)
+                   staged, section(params, MarketConfig, "market"), metrics_path=staged_metrics)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ import pandas as pd
 import yaml
 
 from finmoirai.config import stage_command
+from finmoirai.data.calendars import BarCalendar
 from finmoirai.data.lake import write_partitions
 from finmoirai.data.targets import log_returns
 from finmoirai.evaluation.series import AssetSeries
-from finmoirai.params import LakeConfig, PreprocessConfig, SyntheticConfig, shipped_section
+from finmoirai.params import LakeConfig, MarketConfig, PreprocessConfig, SyntheticConfig, shipped_section
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_STAGES = ("lake", "extract", "preprocess", "features", "build")
@@ -80,7 +81,7 @@ def write_feature_dir(out: Path, lengths: dict[str, int], start: str = "2018-09-
             frame[c] = rng.normal(size=n)
         frame.loc[:20, "rsi_14"] = np.nan
         frame.to_parquet(out / f"{symbol}.parquet")
-        assets.append({"symbol": symbol, "asset_class": "crypto"})
+        assets.append({"symbol": symbol, "asset_class": "crypto", "frequency": "1h", "calendar": "24/7"})
     (out / "manifest.json").write_text(json.dumps({"target": "close", "covariates": COVARIATES,
                                                    "return_covariates": RETURN_COVARIATES, "assets": assets}))
     return out
@@ -99,6 +100,7 @@ def price_series(price: np.ndarray, observed: np.ndarray | None = None, start: s
         test_start=test_start,
         to_price=lambda z, origins: z,
         asset_class="crypto",
+        bars=BarCalendar("24/7", pd.Timedelta(hours=1)),
     )
 
 
@@ -117,3 +119,6 @@ def write_hourly_lake(out: Path, symbols: dict[str, str], start: str, end: str, 
                               "close": close, "volume": rng.lognormal(10, 0.5, len(ts))})
         write_partitions(Path(out), asset_class, symbol, frame)
     return Path(out)
+
+
+MARKET = shipped_section(MarketConfig, "market")  # the shipped calendars: crypto 24/7, fx 24/5, equity XNYS

@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 import yaml
 
+from finmoirai.data.calendars import BarCalendar
 from finmoirai.runtime import run_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,8 +184,9 @@ def test_each_lake_path_mistake_is_one_line_before_any_stage_runs(project, case)
 def test_naive_timestamps_need_their_time_zone(project):
     """A New York equity feed stored without a zone: never read as UTC (which put 62% of its
     bars off the trading calendar), but an error until lake.naive_timezone names the zone."""
-    days = pd.bdate_range("2018-01-02", "2018-12-28")
-    local = pd.DatetimeIndex([d + pd.Timedelta(hours=9.5 + h) for d in days for h in range(7)])
+    xnys = BarCalendar("XNYS", pd.Timedelta(hours=1))  # New York's sessions of 2018, holidays and half-days
+    local = xnys.grid(pd.Timestamp("2018-01-02", tz="UTC"), pd.Timestamp("2018-12-29", tz="UTC"))
+    local = local.tz_convert("America/New_York").tz_localize(None)
     spy = bars("2018-01-01", len(local), seed=5, tz=None).assign(timestamp=local)
     path = write_file(project / "lake", "SPY", spy, asset_class="equity")
     set_params(project, extract={"asset_classes": ["crypto", "equity"]},

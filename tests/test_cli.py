@@ -34,5 +34,5 @@ def test_a_bad_param_is_one_line_and_exit_status_1(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "finmoirai.cli", "check", "--params", str(tmp_path / "params.yaml")],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 1 and result.stderr == (
-        "error: param extract.frequency: '1M' is not a bar frequency; write a count and a unit, one of m, min, h, d, w "
+        "error: param extract.frequency: '1M' is not a bar frequency; write a count and a unit, one of m, min, h, d "
         "(e.g. 5m, 1h, 1d)\n")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -116,15 +117,50 @@ def test_every_stage_sweeps_what_killed_stages_left(tmp_path, monkeypatch):
     ({"evaluate__split": "val", "evaluate__symbols": ["BTC"]}, "param evaluate.split: 'val' scores this repo's"),
     ({"evaluate__transaction_cost_bps": {"crypto": 5.0}},
      "param evaluate.transaction_cost_bps: no cost for asset class(es) fx, equity"),
-    ({"baselines__season_length": {"crypto": 24}},
-     "param baselines.season_length: no season length for asset class(es) fx, equity"),
     ({"evaluate__market_proxy": {"crypto": "BTCUSD"}},
      "param evaluate.market_proxy: {'crypto': 'BTCUSD'} names the proxies of another lake, but evaluate scores the "
      "pipeline's own data"),
-    ({"extract__frequency": "1d"}, "param extract.frequency: 1d: the calendar grids (preprocess) and the dataset "
-                                   "builder are hourly so far; only 1h bars run"),
+    ({"extract__frequency": "1w"}, "param extract.frequency: '1w' is not a bar frequency"),
+    ({"extract__frequency": "7m"}, "param extract.frequency: 7m bars do not fit a trading day"),
+    ({"extract__frequency": "2d"}, "param extract.frequency: 2d bars do not fit a trading day"),
+    ({"market__calendars": {"crypto": "24/7", "fx": "24/5"}},
+     "param market.calendars: no calendar for asset class(es) equity of extract.asset_classes"),
+    ({"market__calendars": {"crypto": "24/7", "fx": "24/5", "equity": "WALLST"}},
+     "param market.calendars: equity: 'WALLST' is not a calendar"),
+    ({"market__symbol_calendars": {"VOD": "LONDON"}}, "param market.symbol_calendars: VOD: 'LONDON' is not a calendar"),
+    ({"market__bar_stamp": "middle"}, "param market.bar_stamp: 'middle' is not one of start, end"),
+    ({"extract__frequency": "1m"},  # a day of one-minute crypto bars is 1,440: two seasons and a horizon
+     "param baselines.lookback: 500 bars, but the seasonal baselines need two seasons of 1440 1m bars (crypto)"),
 ])
 def test_evaluation_rules_across_sections(change, message) -> None:
     with pytest.raises(ParamsError) as raised:
         validate_params(changed(**change))
     assert str(raised.value).startswith(message), raised.value
+
+
+@pytest.mark.parametrize(("change", "warning"), [
+    ({"extract__frequency": "1d", "patch_size": 64, "baselines__lookback": 500},
+     "patch_size 64: Moirai's authors use 16..32 for daily bars (extract.frequency 1d)"),
+    ({"extract__frequency": "5m", "baselines__lookback": 700},
+     "context_length 168: the model sees less than one trading day of 5m bars (288 on 24/7, crypto)"),
+])
+def test_frequency_warnings(change, warning) -> None:
+    """A patch size outside Moirai's range for the frequency, or a context shorter than a trading
+    day, is a warning (a user may mean it), not an error."""
+    from finmoirai.config import check_frequency
+
+    assert warning in check_frequency(validate_params(changed(**change)))
+    assert check_frequency(validate_params(changed())) == []
+
+
+def test_patch_ranges_are_uni2ts_defaults() -> None:
+    """The recommended patch sizes are uni2ts's own table (Moirai paper), read by frequency kind."""
+    from uni2ts.transform.patch import DefaultPatchSizeConstraints
+
+    from finmoirai.config import recommended_patch_sizes
+
+    table = DefaultPatchSizeConstraints.DEFAULT_RANGES
+    assert recommended_patch_sizes(pd.Timedelta(minutes=5))[1] == table["T"]
+    assert recommended_patch_sizes(pd.Timedelta(hours=1))[1] == table["H"]
+    assert recommended_patch_sizes(pd.Timedelta(hours=4))[1] == table["H"]
+    assert recommended_patch_sizes(pd.Timedelta(days=1))[1] == table["D"]

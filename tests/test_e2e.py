@@ -57,7 +57,12 @@ def _run(args: list[str], cwd: Path) -> str:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     """A copy of the tracked files, its own git history and DVC cache, tiny params."""
-    dest = tmp_path_factory.mktemp("repo")
+    return tiny_repo(tmp_path_factory.mktemp("repo"), TINY)
+
+
+def tiny_repo(dest: Path, *overrides: dict) -> Path:
+    """A copy of the tracked files at `dest` with params.yaml overridden by each of `overrides`
+    in turn, committed to a git repository of its own."""
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     for rel in filter(None, tracked.split("\0")):
         if rel == "dvc.lock" or not (REPO / rel).exists():
@@ -65,7 +70,9 @@ def repo(tmp_path_factory) -> Path:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, target)
-    params = _merge(yaml.safe_load((dest / "params.yaml").read_text()), TINY)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    for override in overrides:
+        params = _merge(params, override)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (
         ["git", "init", "-q", "-b", "main"],

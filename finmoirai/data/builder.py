@@ -39,12 +39,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
+from pandas.tseries.frequencies import to_offset
 from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
 from uni2ts.data.builder import DatasetBuilder
 from uni2ts.data.dataset import EvalDataset, FinetuneDataset, SampleTimeSeriesType, TimeSeriesDataset
 from uni2ts.data.indexer import HuggingFaceDatasetIndexer
 
+from finmoirai.data.calendars import BarCalendar, manifest_calendar
 from finmoirai.data.targets import CALENDAR_COLUMNS, TARGET_COLUMNS, calendar_features
 from finmoirai.errors import DataError
 from finmoirai.params import TARGETS, SplitConfig, require
@@ -52,7 +54,6 @@ from finmoirai.params import TARGETS, SplitConfig, require
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-FREQ = "h"
 TMP_DIR_NAME = ".tmp"
 MIXTURE_DRAWS = 10_000  # size of a real + synthetic pre-training mix: its share is exact to 1 / MIXTURE_DRAWS
 
@@ -92,9 +93,10 @@ class AssetArrays:
     target: np.ndarray  # (T,), NaN where the bar was not observed
     covariates: np.ndarray  # (k, T)
     calendar: np.ndarray  # (5, T), known-future
+    freq: str  # the bar period as a pandas frequency string (h, 5min, D)
 
 
-def asset_arrays(table: pa.Table, symbol: str, covariates: Sequence[str], asset_class: str = "",
+def asset_arrays(table: pa.Table, symbol: str, covariates: Sequence[str], bars: BarCalendar,
                  target_column: str = "target") -> AssetArrays:
     target = table[target_column].to_numpy().astype(np.float32)
     target[~table["observed"].to_numpy()] = np.nan
@@ -103,8 +105,13 @@ def asset_arrays(table: pa.Table, symbol: str, covariates: Sequence[str], asset_
         covs[row] = table[name].to_numpy()
     timestamps = table["timestamp"].to_pandas()
     first = pd.Timestamp(timestamps.iloc[0]).tz_convert("UTC").tz_localize(None)
-    calendar = calendar_features(timestamps, asset_class).T.astype(np.float32)
-    return AssetArrays(symbol, first.to_pydatetime(), timestamps, target, covs, calendar)
+    calendar = calendar_features(timestamps, bars).T.astype(np.float32)
+    return AssetArrays(symbol, first.to_pydatetime(), timestamps, target, covs, calendar, pandas_freq(bars.period))
+
+
+def pandas_freq(period: pd.Timedelta) -> str:
+    """The bar period as uni2ts's `freq` column: a pandas frequency string (h, 5min, 4h, D)."""
+    return to_offset(period).freqstr
 
 
 def asset_record(asset: AssetArrays, start: int, end: int) -> dict[str, Any]:
@@ -112,7 +119,7 @@ def asset_record(asset: AssetArrays, start: int, end: int) -> dict[str, Any]:
     return {
         "item_id": asset.symbol,
         "start": asset.start,
-        "freq": FREQ,
+        "freq": asset.freq,
         "split_start": start,
         "target": asset.target[:end],
         "past_feat_dynamic_real": asset.covariates[:, :end],
@@ -192,7 +199,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
         features_dir = Path(features_dir)
         manifest = json.loads((features_dir / "manifest.json").read_text())
         covariates = {target: list(manifest[key]) for target, (_, key) in TARGET_COLUMNS.items()}
-        classes = {a["symbol"]: a.get("asset_class", "") for a in manifest["assets"]}
+        classes = {a["symbol"]: manifest_calendar(a) for a in manifest["assets"]}
         synthetic = {a["symbol"] for a in manifest["assets"] if a.get("synthetic")}
         symbols = list(classes)
         require(len(symbols) > 0, f"{features_dir}/manifest.json lists no assets")
@@ -210,7 +217,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
                 "representation": target,
                 "covariates": covariates[target],
                 "calendar": list(CALENDAR_COLUMNS),
-                "freq": FREQ,
+                "freq": pandas_freq(classes[symbols[0]].period),
                 "split": {"train_end": split.train_end, "val_end": split.val_end},
                 "shards": len(batches),
                 "assets": assets,
@@ -227,7 +234,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
 
     def _build_batch(
         self, index: int, batch: list[str], features_dir: Path, covariates: dict[str, list[str]],
-        classes: dict[str, str], split: SplitConfig,
+        classes: dict[str, BarCalendar], split: SplitConfig,
     ) -> list[dict[str, Any]]:
         tmp = self.storage_path / TMP_DIR_NAME / f"batch-{index:05d}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)

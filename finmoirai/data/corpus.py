@@ -24,6 +24,7 @@ from finmoirai.params import (
     BuildConfig,
     ExtractConfig,
     FeaturesConfig,
+    MarketConfig,
     PreprocessConfig,
     SplitConfig,
     SyntheticConfig,
@@ -35,16 +36,17 @@ SYNTHETIC_PREFIX = "syn_"
 
 
 def training_features(work: Path, generator: SyntheticConfig, split: SplitConfig, preprocess_cfg: PreprocessConfig,
-                      features_cfg: FeaturesConfig) -> Path:
+                      features_cfg: FeaturesConfig, frequency: str, market: MarketConfig) -> Path:
     """Features of a synthetic corpus that lies wholly in the training period (it ends at
     split.train_end), computed by the real extract -> preprocess -> features code under `work`.
     Returns the features directory; its assets have training rows only."""
     start = split.train_end_ts - pd.DateOffset(years=generator.years)
-    info = write_synthetic_lake(work / "lake", dataclasses.replace(generator, start=str(start.date())))
-    selection = ExtractConfig(list(info["classes"]), "1h", info["years"], [])
+    generator = dataclasses.replace(generator, start=str(start.date()))
+    info = write_synthetic_lake(work / "lake", generator, frequency, market)
+    selection = ExtractConfig(list(info["classes"]), frequency, info["years"], [])
     synthetic_features = dataclasses.replace(features_cfg, market_proxy=info["market_proxy"])
     manifest = features_from_lake(work / "lake", selection, split, preprocess_cfg, synthetic_features, work,
-                                  strict=True, naive_timezone=None)  # the generator's own lake: well formed, UTC
+                                  market=market, strict=True, naive_timezone=None)  # its own lake: well formed, UTC
     logger.info("synthetic training corpus: %d assets, %d rows, %s .. %s", info["assets"], info["rows"],
                 start.date(), split.train_end)
     if not manifest["assets"]:
@@ -76,7 +78,7 @@ def merge_features(real: Path, extra: Path, out: Path, prefix: str = SYNTHETIC_P
 
 
 def build(features_dir: Path, out_dir: Path, split: SplitConfig, cfg: BuildConfig, generator: SyntheticConfig,
-          preprocess_cfg: PreprocessConfig, features_cfg: FeaturesConfig) -> dict:
+          preprocess_cfg: PreprocessConfig, features_cfg: FeaturesConfig, market: MarketConfig) -> dict:
     """Write the datasets of `features_dir` (plus the synthetic corpus, if asked) to `out_dir`;
     the corpus's temporary directory is removed whatever happens, and a stale one first."""
     builder = IterativeFinancialDatasetBuilder(out_dir, batch_size=cfg.batch_size)
@@ -85,7 +87,8 @@ def build(features_dir: Path, out_dir: Path, split: SplitConfig, cfg: BuildConfi
     with scratch_dir(out_dir.parent / ".build-synthetic") as work:  # a killed run's is removed first
         generator = dataclasses.replace(generator, assets=cfg.synthetic_assets, years=cfg.synthetic_years,
                                         seed=cfg.synthetic_seed)
-        extra = training_features(work / "work", generator, split, preprocess_cfg, features_cfg)
+        frequency = json.loads((features_dir / "manifest.json").read_text())["assets"][0]["frequency"]
+        extra = training_features(work / "work", generator, split, preprocess_cfg, features_cfg, frequency, market)
         summary = builder.build_dataset(merge_features(features_dir, extra, work / "merged"), split)
         logger.info("train split: %d real + %d synthetic assets",
                     len(summary["level"]["assets"]) - cfg.synthetic_assets, cfg.synthetic_assets)

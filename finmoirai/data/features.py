@@ -29,6 +29,7 @@ from finmoirai.errors import BadAsset, DataError, about_asset
 from finmoirai.params import (
     ExtractConfig,
     FeaturesConfig,
+    MarketConfig,
     ParamsError,
     PreprocessConfig,
     SplitConfig,
@@ -340,14 +341,15 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
 
 
 def features_from_lake(lake: Path, selection: ExtractConfig, split: SplitConfig, preprocess_cfg: PreprocessConfig,
-                       cfg: FeaturesConfig, work: Path, *, strict: bool, naive_timezone: str | None) -> dict:
+                       cfg: FeaturesConfig, work: Path, *, market: MarketConfig, strict: bool,
+                       naive_timezone: str | None) -> dict:
     """extract -> preprocess -> features of another lake, under `work` (extracted/,
     preprocessed/ with its scalers.json, features/): the same code as the stages, for build's
     synthetic corpus and evaluate's other-lake mode. Returns the features manifest."""
     extract(lake, selection, work / "extracted", strict=strict, naive_timezone=naive_timezone)
     # Its assets need no validation or test bars: the synthetic corpus is train-only, and a
     # scored lake's test windows are checked by evaluate.
-    preprocess(work / "extracted", split, preprocess_cfg, work / "preprocessed", periods=())
+    preprocess(work / "extracted", split, preprocess_cfg, work / "preprocessed", market, periods=())
     return features(work / "preprocessed", split, cfg, work / "features", preprocess_cfg.on_bad_asset)
 
 

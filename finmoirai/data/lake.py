@@ -19,7 +19,7 @@ import polars as pl
 from tqdm import tqdm
 
 from finmoirai.errors import DataError, first_line
-from finmoirai.params import DEMO_LAKE, ExtractConfig, bar_period
+from finmoirai.params import DEMO_LAKE, ExtractConfig, bar_period, period_label
 
 logger = logging.getLogger(__name__)
 
@@ -331,15 +331,6 @@ def spacing_mismatch(ts: pl.Series, frequency: str) -> str | None:
     step, n, total = found
     return (f"bars are {period_label(step)} apart ({n} of {total} steps), not the partition's "
             f"frequency={frequency}; move the files to the frequency they have")
-
-
-def period_label(period: pd.Timedelta) -> str:
-    """A period as a lake's frequency label (30m, 1h, 1d, 1w), or pandas' text when it is none."""
-    for unit, size in (("w", pd.Timedelta(weeks=1)), ("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)),
-                       ("m", pd.Timedelta(minutes=1))):
-        if period >= size and period % size == pd.Timedelta(0):
-            return f"{period // size}{unit}"
-    return str(period)
 
 
 def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path, *, strict: bool,

@@ -1,4 +1,4 @@
-"""Preprocess stage: put every asset on its trading-calendar hourly grid, repair and report
+"""Preprocess stage: put every asset on its trading calendar's bar grid, repair and report
 bad bars, replace outliers, and fit per-variate scalers on the training period only.
 
 Prices stay in their original units in the output; the scalers are saved next to them so
@@ -19,18 +19,16 @@ import numpy as np
 import pandas as pd
 
 from finmoirai import write_json, write_parquet
+from finmoirai.data.calendars import BarCalendar, asset_calendar
 from finmoirai.data.parallel import kept_assets, map_assets, require_kept, resolve_workers
 from finmoirai.errors import BadAsset, about_asset
-from finmoirai.params import PreprocessConfig, SplitConfig
+from finmoirai.params import MarketConfig, PreprocessConfig, SplitConfig
 
 logger = logging.getLogger(__name__)
 
 PRICES = ["open", "high", "low", "close"]
 OHLCV = [*PRICES, "volume"]
-NY = "America/New_York"
 MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of the std for Gaussian data
-CALENDARS = ("crypto", "fx", "equity")
-BAR, BAR_LABEL = pd.Timedelta(hours=1), "1h"  # the bar period (extract.frequency: only 1h so far, params)
 MAX_OFF_GRID_SHARE = 0.5  # more bars than this off the grid: the feed's timestamps are wrong, not a few bars
 STD_TOL = 1e-9  # a std this small relative to the mean is rounding noise of a constant column
 
@@ -63,10 +61,12 @@ ACTIONS: dict[str, dict[str, str]] = {
                            "the accepted band, observed=false (never a forecast anchor or truth)"},
     "off_grid": {"action": "dropped",
                  "detail": "timestamp between the bar grid's points (e.g. 10:00:00.123 on an hourly grid at whole "
-                           "hours): never moved onto the grid, never taken as the grid; an asset with more than half "
-                           "its bars off the grid stops the run (its feed's stamps are wrong)"},
+                           "hours, or a daily bar not at 00:00 UTC): never moved onto the grid, never taken as the "
+                           "grid; an asset with more than half its bars off the grid stops the run (its feed's "
+                           "stamps are wrong)"},
     "off_calendar": {"action": "dropped",
-                     "detail": "timestamp on the bar grid but outside the asset class's trading calendar"},
+                     "detail": "timestamp on the bar grid but outside its market's sessions (market.calendars: "
+                               "holidays, early closes, nights and weekends of an exchange)"},
     "gaps_filled": {"action": "inserted",
                     "detail": "missing calendar bar; flat at the previous close, volume 0, observed=false"},
     "long_gaps": {"action": "inserted",
@@ -80,60 +80,35 @@ INSERTED = ("gaps_filled",)
 # --------------------------------------------------------------------------- calendars
 
 
-def off_grid(timestamps: pd.Series, grid: pd.DatetimeIndex) -> np.ndarray:
+def off_grid(timestamps: pd.Series, grid: pd.DatetimeIndex, period: pd.Timedelta) -> np.ndarray:
     """Which timestamps fall between the grid's points: not a whole number of bars away from
-    them (hourly crypto/fx at whole hours, New York equity at :30; the calendar decides which
-    of the points on the grid trade)."""
-    step = BAR // pd.Timedelta(microseconds=1)
+    any of them (hourly crypto/fx at whole hours, New York equity at :30 in summer and winter,
+    daily bars at midnight; the calendar decides which points on the grid trade)."""
+    step = period // pd.Timedelta(microseconds=1)
     phases = np.unique(grid.as_unit("us").asi8 % step)
     return ~np.isin(pd.DatetimeIndex(timestamps).as_unit("us").asi8 % step, phases)
 
 
-def drop_off_grid(df: pd.DataFrame, grid: pd.DatetimeIndex, symbol: str) -> tuple[pd.DataFrame, dict[str, int]]:
+def drop_off_grid(df: pd.DataFrame, grid: pd.DatetimeIndex, bars: BarCalendar,
+                  symbol: str) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop the bars between the grid's points and count them. A feed whose stamps are mostly
     off the grid (say every bar at :00:00.123) is wrong as a whole: it stops, with an example."""
-    outside = off_grid(df["timestamp"], grid)
+    outside = off_grid(df["timestamp"], grid, bars.period)
     if outside.mean() > MAX_OFF_GRID_SHARE:
         example = df["timestamp"].to_numpy()[outside.argmax()]
-        raise BadAsset(symbol, f"{int(outside.sum())} of {len(df)} bars are off the {BAR_LABEL} bar grid (e.g. "
+        raise BadAsset(symbol, f"{int(outside.sum())} of {len(df)} bars are off the grid of {bars.label} (e.g. "
                                f"{pd.Timestamp(example).isoformat()}; the grid's bars are at e.g. "
-                               f"{grid[0].isoformat() if len(grid) else 'none'}): stamp each bar at its start")
+                               f"{grid[0].isoformat() if len(grid) else 'none'}): stamp each bar at its "
+                               f"{bars.stamp} (market.bar_stamp), on the calendar's clock")
     return df[~outside], {"off_grid": int(outside.sum())}
 
 
-def trading_grid(asset_class: str, timestamps: pd.Series) -> pd.DatetimeIndex:
-    """Hourly UTC grid of bars the market of `asset_class` trades, spanning the data.
-
-    crypto trades 24/7. fx trades from Sunday 17:00 to Friday 17:00 New York time, i.e.
-    Sunday 22:00 to Friday 22:00 UTC in winter (an hour earlier in US summer time, which
-    is what the data shows), so weekend hours are not gaps. equity (New York regular
-    session) has bars at 9:30, 10:30, ..., 15:30 local time on every day with ANY data:
-    days without a single bar are taken to be exchange holidays, not gaps, because no
-    exchange calendar is bundled. Half-days therefore show up as filled afternoon gaps.
-    """
-    ts = pd.DatetimeIndex(timestamps).as_unit("us")
-    if asset_class in ("crypto", "fx"):  # whole UTC hours: the grid never takes the data's first stamp as its phase
-        hours = pd.date_range(ts.min().ceil(BAR), ts.max().floor(BAR), freq=BAR, name="timestamp", unit="us")
-        return hours if asset_class == "crypto" else hours[_fx_open(hours)]
-    if asset_class == "equity":
-        return _equity_grid(ts)
-    raise ValueError(f"no trading calendar for asset class {asset_class!r}; known: {', '.join(CALENDARS)}")
-
-
-def _fx_open(hours: pd.DatetimeIndex) -> np.ndarray:
-    local = hours.tz_convert(NY)
-    dow, hour = local.dayofweek, local.hour
-    closed = (dow == 5) | ((dow == 4) & (hour >= 17)) | ((dow == 6) & (hour < 17))
-    return ~np.asarray(closed)
-
-
-def _equity_grid(ts: pd.DatetimeIndex) -> pd.DatetimeIndex:
-    days = pd.DatetimeIndex(ts.tz_convert(NY).normalize().unique()).tz_localize(None)
-    offsets = pd.to_timedelta([9.5 + h for h in range(7)], unit="h")
-    wall = (days.values[:, None] + offsets.values[None, :]).ravel()
-    grid = pd.DatetimeIndex(wall).tz_localize(NY).tz_convert("UTC").sort_values()
-    grid = grid[(grid >= ts.min()) & (grid <= ts.max())]
-    return pd.DatetimeIndex(grid, name="timestamp").as_unit("us")
+def trading_grid(bars: BarCalendar, timestamps: pd.Series) -> pd.DatetimeIndex:
+    """Every bar the asset's market trades, from its first timestamp to its last: the sessions,
+    holidays and early closes of its calendar (finmoirai.data.calendars). A holiday has no bar,
+    so it is not a gap; the bars after an early close are not there to be filled."""
+    ts = pd.DatetimeIndex(timestamps)
+    return bars.grid(ts.min(), ts.max())
 
 
 # --------------------------------------------------------------------------- bad bars
@@ -304,22 +279,22 @@ def count_long_runs(missing: np.ndarray, max_len: int) -> int:
     return int((lengths > max_len).sum())
 
 
-def clean_asset(df: pd.DataFrame, asset_class: str, cfg: PreprocessConfig,
+def clean_asset(df: pd.DataFrame, calendar: BarCalendar, cfg: PreprocessConfig,
                 symbol: str = "", wrong_year: int = 0) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Full cleaning of one asset: bad bars, off-grid stamps, outliers, calendar grid.
+    """Full cleaning of one asset: bad bars, off-grid stamps, outliers, the grid of its calendar.
     `wrong_year`: the asset's bars extract dropped (outside their year partition), counted in
     as read from the lake. Returns (frame, counts)."""
     rows_in = len(df) + wrong_year
     df = df.reset_index(drop=True)
     df["timestamp"] = as_utc(df["timestamp"])
-    df, bars = clean_bars(df)
+    df, repaired = clean_bars(df)
     if df.empty:
         raise BadAsset(symbol, f"no usable bars ({rows_in} rows in, none with a timestamp and valid prices)")
-    grid = trading_grid(asset_class, df["timestamp"])
-    df, stamps = drop_off_grid(df, grid, symbol)
+    grid = trading_grid(calendar, df["timestamp"])
+    df, stamps = drop_off_grid(df, grid, calendar, symbol)
     df, outliers = replace_outliers(df.reset_index(drop=True), cfg)
     out, filled = fill_grid(df, grid, cfg)
-    counts = {"rows_in": rows_in, "wrong_year": wrong_year} | bars | stamps | outliers | filled
+    counts = {"rows_in": rows_in, "wrong_year": wrong_year} | repaired | stamps | outliers | filled
     counts |= {"rows_out": len(out), "rows_dropped": sum(counts[k] for k in DROPPED),
                "rows_inserted": sum(counts[k] for k in INSERTED)}
     if rows_in - counts["rows_dropped"] + counts["rows_inserted"] != len(out):  # nothing vanishes unrecorded
@@ -395,15 +370,15 @@ def split_counts(ts: pd.Series, split: SplitConfig) -> dict[str, int]:
 SCORED_PERIODS = ("val", "test")  # the periods the main pipeline needs bars in (some asset's, at least)
 
 
-def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
-                   cfg: PreprocessConfig) -> tuple[dict[str, int], dict[str, Any]] | str:
+def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig, cfg: PreprocessConfig,
+                   market: MarketConfig) -> tuple[dict[str, int], dict[str, Any]] | str:
     """Clean one extracted asset and write its parquet; returns (quality counts, scaler), or
     why the asset was left out (`preprocess.on_bad_asset: skip`)."""
     sym = asset["symbol"]
     try:
         with about_asset(sym):
             raw = pd.read_parquet(in_dir / f"{sym}.parquet")
-            df, counts = clean_asset(raw, asset["asset_class"], cfg, sym, asset.get("wrong_year", 0))
+            df, counts = clean_asset(raw, asset_calendar(market, asset), cfg, sym, asset.get("wrong_year", 0))
             scaler = fit_scaler(df, split, cfg.min_train_rows, sym)
     except BadAsset as e:
         if cfg.on_bad_asset == "skip":
@@ -414,7 +389,8 @@ def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
 
 
 def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, out_dir: str | Path,
-               metrics_path: str | Path | None = None, periods: tuple[str, ...] = SCORED_PERIODS) -> dict:
+               market: MarketConfig, metrics_path: str | Path | None = None,
+               periods: tuple[str, ...] = SCORED_PERIODS) -> dict:
     """Clean every extracted asset; write parquets, scalers.json, manifest.json, quality.json
     (raw counts per asset), quality_report.json (totals, actions, per-asset counts, what was
     left out) and, to `metrics_path` when given, the report's headline totals (DVC metrics:
@@ -430,7 +406,7 @@ def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, ou
     out_dir.mkdir(parents=True)
     workers = resolve_workers(cfg.workers, len(assets))
     logger.info("preprocess: %d assets on %d process(es)", len(assets), workers)
-    clean_one = functools.partial(preprocess_one, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg)
+    clean_one = functools.partial(preprocess_one, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg, market=market)
     scalers, quality, manifest, skipped = {}, {}, [], {}
     results = map_assets(clean_one, assets, workers)
     for asset, (counts, scaler) in kept_assets(assets, results, "preprocess", skipped):
@@ -438,7 +414,7 @@ def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, ou
         scalers[sym] = scaler
         _log_asset(sym, counts)
         quality[sym] = counts
-        manifest.append({**asset, "rows_out": counts["rows_out"]})
+        manifest.append({**asset, "calendar": asset_calendar(market, asset).name, "rows_out": counts["rows_out"]})
     require_kept(manifest, skipped, in_dir)
     split.require_bars(quality.values(), periods)
     write_json(out_dir / "scalers.json", scalers)

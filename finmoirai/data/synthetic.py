@@ -1,16 +1,17 @@
 """A seeded synthetic market written as a hive-partitioned OHLCV lake, for scale tests.
 
-The lake has the same layout as the demo lake (``asset_class=/frequency=1h/symbol=/year=``)
+The lake has the same layout as the demo lake (``asset_class=/frequency=<f>/symbol=/year=``),
+at any bar frequency (``extract.frequency``: 5m, 1h, 1d, ...),
 and the stylised facts a quant checks before trusting a generator:
 
 * fat tails and volatility clustering: returns are GARCH(1,1) with Student-t innovations,
   times a slow (multi-day) log-AR(1) volatility regime;
 * cross-asset correlation: each asset class has a common factor (itself GARCH-t) that every
   asset of the class loads on with its own beta; classes are independent of each other;
-* intraday seasonality: a per-class hour-of-day (equity: bar-of-session) volatility profile;
+* intraday seasonality: an hour-of-day (exchanges: position-in-session) volatility profile;
 * volume correlated with absolute returns, with the same intraday profile;
-* each class trades on its calendar (crypto 24/7, fx Sunday 17:00 - Friday 17:00 New York,
-  equity the New York session bars 9:30 .. 15:30 on weekdays);
+* each class trades on its calendar of ``market.calendars`` (crypto 24/7, fx 24/5, equity an
+  exchange such as XNYS or XLON, with its holidays and early closes);
 * occasional gaps (single bars and short runs) and bad bars planted at a known rate:
   high < low, non-positive prices, zero volume, duplicate and out-of-order timestamps, spikes.
 
@@ -33,12 +34,12 @@ import numpy as np
 import pandas as pd
 import scipy.signal
 
+from finmoirai.data.calendars import DAY, ROUND_THE_CLOCK, BarCalendar, calendar_of, session_position
 from finmoirai.data.lake import write_partitions
-from finmoirai.params import CLASSES, SyntheticConfig
+from finmoirai.params import CLASSES, MarketConfig, SyntheticConfig, bar_period
 
 logger = logging.getLogger(__name__)
 
-NY = "America/New_York"
 PREFIX = {"crypto": "CRY", "fx": "FXS", "equity": "EQT"}
 # hourly return vol of the class factor, idiosyncratic vol, price level, base volume
 LEVELS = {
@@ -87,39 +88,43 @@ def _span(cfg: SyntheticConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
 # --------------------------------------------------------------------------- calendars
 
 
-def class_grid(asset_class: str, cfg: SyntheticConfig) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """(UTC bar timestamps, seasonal slot of each bar) on the class's trading calendar."""
+def class_grid(bars: BarCalendar, cfg: SyntheticConfig) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """(UTC bar timestamps, volatility multiplier of each bar) on a class's bar calendar: the
+    intraday profile at the bar's time (hour of day for round-the-clock markets, position in
+    the session for an exchange), scaled from hourly to the bar's period."""
     start, end = _span(cfg)
-    if asset_class == "equity":
-        days = pd.date_range(start.tz_convert(None).normalize(), end.tz_convert(None).normalize(), freq="D")
-        days = days[days.dayofweek < 5]
-        offsets = pd.to_timedelta([9.5 + h for h in range(7)], unit="h")
-        wall = pd.DatetimeIndex((days.values[:, None] + offsets.values[None, :]).ravel())
-        ts = wall.tz_localize(NY).tz_convert("UTC")
-        keep = (ts >= start) & (ts < end)
-        slot = np.tile(np.arange(7), len(days))[keep]
-        return pd.DatetimeIndex(ts[keep]).as_unit("us"), slot
-    hours = pd.date_range(start, end, freq="1h", inclusive="left", unit="us")
-    if asset_class == "fx":
-        local = hours.tz_convert(NY)
-        dow, hour = local.dayofweek, local.hour
-        closed = (dow == 5) | ((dow == 4) & (hour >= 17)) | ((dow == 6) & (hour < 17))
-        hours = hours[~np.asarray(closed)]
-    return hours, np.asarray(hours.hour)
+    ts = bars.grid(start, end - pd.Timedelta(microseconds=1))
+    if bars.period >= DAY:  # a daily bar carries a whole session's variance
+        hours = 24.0 if bars.name in ROUND_THE_CLOCK else 6.5
+        return ts, np.full(len(ts), math.sqrt(hours))
+    scale = math.sqrt(bars.period / pd.Timedelta(hours=1))
+    if bars.name in ROUND_THE_CLOCK:
+        hour = ts.hour.to_numpy() + ts.minute.to_numpy() / 60.0
+        return ts, scale * clock_profile(bars.name, hour)
+    return ts, scale * session_profile(session_position(ts, bars.name))
 
 
-def seasonality(asset_class: str) -> np.ndarray:
-    """Volatility multiplier per seasonal slot (hour of day UTC; equity: bar of the session),
-    normalised to mean square 1 so the class vol level is kept."""
-    if asset_class == "equity":  # U shape: busy open and close, quiet lunch
-        s = np.array([1.8, 1.2, 0.9, 0.8, 0.85, 1.0, 1.5])
-    else:
-        h = np.arange(24)
-        centre, width, floor = (15.0, 4.0, 0.55) if asset_class == "crypto" else (14.0, 3.0, 0.35)
-        s = floor + np.exp(-0.5 * ((h - centre) / width) ** 2)
-        if asset_class == "fx":  # Tokyo session bump
-            s += 0.35 * np.exp(-0.5 * ((h - 2.0) / 2.0) ** 2)
-    return s / np.sqrt(np.mean(s**2))
+SESSION_PROFILE = np.array([1.8, 1.2, 0.9, 0.8, 0.85, 1.0, 1.5])  # U shape: busy open and close, quiet lunch
+
+
+def session_profile(position: np.ndarray) -> np.ndarray:
+    """Volatility multiplier at a position in an exchange session (0 open, 1 close), mean square 1."""
+    profile = SESSION_PROFILE / np.sqrt(np.mean(SESSION_PROFILE**2))
+    return np.interp(position, np.linspace(0.0, 1.0, len(profile)), profile)
+
+
+def clock_profile(calendar: str, hour: np.ndarray) -> np.ndarray:
+    """Volatility multiplier at an hour of the UTC day for a round-the-clock market (24/7: a
+    US-afternoon peak; 24/5: London/New York peak and a Tokyo bump), mean square 1 over the day."""
+    return _clock_shape(calendar, hour) / np.sqrt(np.mean(_clock_shape(calendar, np.arange(24.0)) ** 2))
+
+
+def _clock_shape(calendar: str, h: np.ndarray) -> np.ndarray:
+    centre, width, floor = (15.0, 4.0, 0.55) if calendar == "24/7" else (14.0, 3.0, 0.35)
+    s = floor + np.exp(-0.5 * ((h - centre) / width) ** 2)
+    if calendar == "24/5":
+        s += 0.35 * np.exp(-0.5 * ((h - 2.0) / 2.0) ** 2)
+    return s
 
 
 # --------------------------------------------------------------------------- processes
@@ -151,13 +156,12 @@ def _factor(asset_class: str, cfg: SyntheticConfig, n: int) -> np.ndarray:
     return garch_t(rng, n, alpha=0.1, beta=0.88, nu=6.0) * slow_vol(rng, n)
 
 
-def asset_bars(asset_class: str, index: int, cfg: SyntheticConfig, ts: pd.DatetimeIndex, slot: np.ndarray,
+def asset_bars(asset_class: str, index: int, cfg: SyntheticConfig, ts: pd.DatetimeIndex, season: np.ndarray,
                factor: np.ndarray) -> pd.DataFrame:
     """Clean OHLCV bars of one asset on its class grid (before gaps and bad bars)."""
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, CLASSES.index(asset_class), index + 1]))
     lv = LEVELS[asset_class]
     n = len(ts)
-    season = seasonality(asset_class)[slot]
     beta = 1.0 if index == 0 else rng.uniform(0.6, 1.4)
     idio_scale = lv["idio_vol"] * (0.5 if index == 0 else rng.uniform(0.7, 1.5))
     idio = garch_t(rng, n, alpha=rng.uniform(0.08, 0.12), beta=rng.uniform(0.85, 0.88), nu=rng.uniform(4.5, 7.0))
@@ -239,8 +243,9 @@ def _plant(df: pd.DataFrame, kind: str, rows: np.ndarray) -> None:
 # --------------------------------------------------------------------------- writing
 
 
-def write_synthetic_lake(out_dir: str | Path, cfg: SyntheticConfig) -> dict:
-    """Write the whole synthetic lake under `out_dir` (replacing it); returns a summary."""
+def write_synthetic_lake(out_dir: str | Path, cfg: SyntheticConfig, frequency: str, market: MarketConfig) -> dict:
+    """Write the whole synthetic lake of `frequency` bars, each class on its calendar of
+    `market`, under `out_dir` (replacing it); returns a summary."""
     cfg.validate()
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -250,15 +255,18 @@ def write_synthetic_lake(out_dir: str | Path, cfg: SyntheticConfig) -> dict:
     summary = {"assets": 0, "rows": 0, "planted": {k: 0 for k in ("gaps", *BAD_KINDS)},
                "market_proxy": market_proxy(cfg), "years": years_covered(cfg), "classes": counts}
     for asset_class, n_assets in counts.items():
-        ts, slot = class_grid(asset_class, cfg)
+        bars = BarCalendar(calendar_of(market, asset_class, ""), bar_period(frequency, "extract.frequency"),
+                           market.bar_stamp)
+        ts, season = class_grid(bars, cfg)
         factor = _factor(asset_class, cfg, len(ts))
         for i in range(n_assets):
-            df = asset_bars(asset_class, i, cfg, ts, slot, factor)
+            df = asset_bars(asset_class, i, cfg, ts, season, factor)
             rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, CLASSES.index(asset_class), i + 1, 1]))
             # the market proxy stays clean of gaps and bad bars, like a liquid benchmark
             rates = (0.0, 0.0) if i == 0 else (cfg.gap_rate, cfg.bad_bar_rate)
             df, planted = plant_defects(df, rng, *rates)
-            written = write_partitions(out_dir, asset_class, symbol(asset_class, i), df, sort=False)
+            written = write_partitions(out_dir, asset_class, symbol(asset_class, i), df, frequency=frequency,
+                                       sort=False)
             summary["rows"] += sum(part["rows"] for part in written)
             summary["assets"] += 1
             for kind, v in planted.items():

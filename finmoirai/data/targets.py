@@ -11,7 +11,7 @@ a model knob (`target` in params.yaml) that never reruns a data stage:
   construction. Percent, not raw: uni2ts's scaler divides by sqrt(var + 1e-5), a floor that
   would flatten the ~1e-3 hourly returns of FX and equities.
 
-Calendar covariates (hour of day, day of week, position in the equity session) are functions
+Calendar covariates (hour of day, day of week, position in the exchange session) are functions
 of the bar timestamps, which the trading calendar fixes in advance: they are fed to Moirai as
 known-future `feat_dynamic_real` (visible over the horizon), when `calendar: true`.
 """
@@ -21,11 +21,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from finmoirai.data.calendars import DAY, BarCalendar, session_position
+
 # The features stage's column of each target representation, and its manifest key of covariates.
 TARGET_COLUMNS = {"level": ("target", "covariates"), "log_return": ("log_return", "return_covariates")}
 RETURN_SCALE = 100.0  # log returns are stored and modelled in percent
 CALENDAR_COLUMNS = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "session_pos")
-SESSION_ZONE = "America/New_York"
 
 
 def log_returns(close: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -49,32 +50,23 @@ def returns_to_prices(last_price: np.ndarray, returns: np.ndarray) -> np.ndarray
     return last * np.exp(np.cumsum(np.asarray(returns, dtype=np.float64), axis=-1) / RETURN_SCALE)
 
 
-def calendar_features(timestamps: pd.DatetimeIndex | pd.Series, asset_class: str) -> np.ndarray:
+def calendar_features(timestamps: pd.DatetimeIndex | pd.Series, bars: BarCalendar) -> np.ndarray:
     """(T, 5) known-future calendar covariates of each bar.
 
-    Hour of day and day of week as sin/cos (UTC, the lake's clock); for equities the bar's
-    position in its New York session (0 at the open, 1 at the close), and
-    NaN (unobserved, masked by uni2ts) for classes that trade around the clock."""
+    Hour of day and day of week as sin/cos (UTC, the lake's clock); on an exchange, the bar's
+    position in its session (0 at the open, 1 at the close, from the calendar's schedule, so
+    half-days and London or Tokyo hours are right). NaN (unobserved, masked by uni2ts) where a
+    column means nothing: the session position of round-the-clock markets, and the hour and
+    session position of daily bars."""
     ts = pd.DatetimeIndex(timestamps)
     ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
     hour = ts.hour.to_numpy() + ts.minute.to_numpy() / 60.0
     dow = ts.dayofweek.to_numpy() + hour / 24.0
-    out = np.empty((len(ts), len(CALENDAR_COLUMNS)))
-    out[:, 0] = np.sin(2 * np.pi * hour / 24.0)
-    out[:, 1] = np.cos(2 * np.pi * hour / 24.0)
+    out = np.full((len(ts), len(CALENDAR_COLUMNS)), np.nan)
     out[:, 2] = np.sin(2 * np.pi * dow / 7.0)
     out[:, 3] = np.cos(2 * np.pi * dow / 7.0)
-    out[:, 4] = session_position(ts) if asset_class == "equity" else np.nan
+    if bars.period < DAY:
+        out[:, 0] = np.sin(2 * np.pi * hour / 24.0)
+        out[:, 1] = np.cos(2 * np.pi * hour / 24.0)
+        out[:, 4] = session_position(ts, bars.name)
     return out
-
-
-SESSION_OPEN_HOURS, SESSION_HOURS = 9.5, 6.5  # New York regular session, 09:30 to 16:00
-
-
-def session_position(ts: pd.DatetimeIndex) -> np.ndarray:
-    """Where each bar starts in its New York regular session: 0 at the 09:30 open, 1 at the
-    16:00 close, clipped outside it. From the clock alone, so a bar's value never depends on
-    which other bars of its day are in the data."""
-    local = ts.tz_convert(SESSION_ZONE)
-    hours = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
-    return np.clip((hours - SESSION_OPEN_HOURS) / SESSION_HOURS, 0.0, 1.0)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from uni2ts.model.moirai import MoiraiForecast, MoiraiModule
 
+from finmoirai.data.calendars import bars_per_session
 from finmoirai.evaluation import baselines
 from finmoirai.evaluation.series import AssetSeries
 from finmoirai.params import BaselinesConfig, EvaluateConfig
@@ -109,6 +110,11 @@ def baseline_forecasters(cfg: BaselinesConfig, context_length: int, prediction_l
 
 
 def season_for(series: AssetSeries, cfg: BaselinesConfig) -> int:
-    if series.asset_class not in cfg.season_length:
-        raise ValueError(f"{series.symbol}: no baselines.season_length for asset class {series.asset_class!r}")
-    return cfg.season_length[series.asset_class]
+    """The asset class's `baselines.season_length`, else one trading day of bars on the asset's
+    calendar (a week of sessions for daily bars)."""
+    if series.asset_class in cfg.season_length:
+        return cfg.season_length[series.asset_class]
+    if series.bars is None:
+        raise ValueError(f"{series.symbol}: no baselines.season_length for asset class {series.asset_class!r} "
+                         "and no trading calendar to take it from")
+    return bars_per_session(series.bars.name, series.bars.period)

@@ -134,14 +134,14 @@ def asset_trading(w: Windows, rows: pd.DataFrame, cfg: EvaluateConfig, predictio
     """Trading metrics of the documented rule on one asset (see finmoirai.evaluation.trading)."""
     returns, book, info = trading.strategy_returns(w.series, w.origins, rows, hold=min(cfg.stride, prediction_length),
                                                    cost_bps=_cost(w, cfg), sizing=cfg.sizing)
-    metrics = trading.trading_metrics(returns, book, trading.periods_per_year(w.series.asset_class), info)
+    metrics = trading.trading_metrics(returns, book, trading.periods_per_year(w.series), info)
     return {k: float(metrics[k]) for k in TRADING_KEYS}, returns
 
 
 def asset_buy_and_hold(w: Windows, cfg: EvaluateConfig, prediction_length: int) -> tuple[dict[str, float], pd.Series]:
     """Buy-and-hold's metrics over the same bars as the rule."""
     returns, book, info = trading.buy_and_hold(w.series, w.origins, min(cfg.stride, prediction_length), _cost(w, cfg))
-    metrics = trading.trading_metrics(returns, book, trading.periods_per_year(w.series.asset_class), info)
+    metrics = trading.trading_metrics(returns, book, trading.periods_per_year(w.series), info)
     return {k: float(metrics[k]) for k in TRADING_KEYS}, returns
 
 

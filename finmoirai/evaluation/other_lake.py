@@ -22,7 +22,15 @@ from finmoirai.data.features import features_from_lake
 from finmoirai.data.lake import lake_years, list_assets
 from finmoirai.data.preprocessing import TooFewTrainingRows
 from finmoirai.evaluation.series import origins_for
-from finmoirai.params import EvaluateConfig, ExtractConfig, FeaturesConfig, ParamsError, PreprocessConfig, SplitConfig
+from finmoirai.params import (
+    EvaluateConfig,
+    ExtractConfig,
+    FeaturesConfig,
+    MarketConfig,
+    ParamsError,
+    PreprocessConfig,
+    SplitConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +56,8 @@ def other_lake_features(features_cfg: FeaturesConfig, cfg: EvaluateConfig) -> Fe
 
 def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: str, preprocess_cfg: PreprocessConfig,
                               features_cfg: FeaturesConfig, context_length: int, prediction_length: int,
-                              work: Path, *, strict: bool, naive_timezone: str | None) -> pd.Timestamp:
+                              work: Path, *, market: MarketConfig, strict: bool,
+                              naive_timezone: str | None) -> pd.Timestamp:
     """extract -> preprocess -> features of a lake that is only scored, under `work` (the layout
     of `features_from_lake`), with the warm-up rule above; returns the test start (UTC).
 
@@ -66,7 +75,7 @@ def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: 
     _check_other_lake_proxies(lake, sorted(list_assets(lake, selection, strict, "evaluate.lake_path")), features_cfg)
     logger.info("lake %s: warm-up every selected bar before %s, test from it (%s)", lake, start, selection)
     try:
-        features_from_lake(lake, selection, split, preprocess_cfg, features_cfg, work, strict=strict,
+        features_from_lake(lake, selection, split, preprocess_cfg, features_cfg, work, market=market, strict=strict,
                            naive_timezone=naive_timezone)
     except TooFewTrainingRows as e:
         raise ParamsError(f"evaluate.lake_path {lake}: warm-up before evaluate.test_start too short: {e}; "

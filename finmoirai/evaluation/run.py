@@ -59,6 +59,7 @@ from finmoirai.params import (
     FeaturesConfig,
     Knobs,
     LakeConfig,
+    MarketConfig,
     PreprocessConfig,
     SplitConfig,
     knobs,
@@ -82,6 +83,7 @@ class Sections:
     extract: ExtractConfig
     preprocess: PreprocessConfig
     features: FeaturesConfig
+    market: MarketConfig
 
     @classmethod
     def from_params(cls, params: dict) -> Sections:
@@ -125,7 +127,8 @@ def scored_data(params: Sections, features_dir: Path, work: Path) -> tuple[Path,
                         trained, split.train_end_ts)
     start = lake_features_for_scoring(lake, selection, cfg.test_start or split.val_end, params.preprocess,
                                       other_lake_features(params.features, cfg), experiment.context_length,
-                                      experiment.prediction_length, work, strict=params.lake.strict,
+                                      experiment.prediction_length, work, market=params.market,
+                                      strict=params.lake.strict,
                                       naive_timezone=params.lake.naive_timezone)
     return work / "features", work / "preprocessed", start
 

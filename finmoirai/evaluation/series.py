@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finmoirai.data.calendars import BarCalendar, manifest_calendar
 from finmoirai.data.preprocessing import invert_scaler
 from finmoirai.data.targets import TARGET_COLUMNS, calendar_features, returns_to_prices
 
@@ -43,6 +44,7 @@ class AssetSeries:
     to_price: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (samples (W, S, H), origins (W,)) -> prices
     asset_class: str = ""
     calendar: np.ndarray | None = None  # (T, 5) known-future calendar covariates
+    bars: BarCalendar | None = None  # its trading calendar and bar period (seasons, annualisation)
     end: int | None = None  # first bar after the scored period (None: the series' end)
 
     @property
@@ -153,7 +155,8 @@ def load_series(features_dir: Path, scalers: dict[str, Any], scored_from: pd.Tim
                 test_start=int(timestamps.searchsorted(scored_from)),
                 to_price=to_price,
                 asset_class=asset.get("asset_class", ""),
-                calendar=calendar_features(timestamps, asset.get("asset_class", "")),
+                calendar=calendar_features(timestamps, manifest_calendar(asset)),
+                bars=manifest_calendar(asset),
                 end=None if scored_until is None else int(timestamps.searchsorted(scored_until)),
             )
         )

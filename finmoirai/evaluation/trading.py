@@ -28,18 +28,19 @@ import numpy as np
 import pandas as pd
 from arch.bootstrap import CircularBlockBootstrap
 
+from finmoirai.data.calendars import bars_per_year
 from finmoirai.evaluation.series import AssetSeries, carry_forward, usable_prices
 from finmoirai.evaluation.significance import block_length
 
-PERIODS_PER_YEAR = {"crypto": 24 * 365, "fx": 24 * 260, "equity": 7 * 252}  # hourly bars
 SIZINGS = ("sign", "confidence")
 
 
-def periods_per_year(asset_class: str) -> int:
-    """Hourly bars per year: crypto trades 24/7, fx 24h on ~260 weekdays, equity 7 bars a session."""
-    if asset_class not in PERIODS_PER_YEAR:
-        raise ValueError(f"no periods per year for asset class {asset_class!r}; known: {', '.join(PERIODS_PER_YEAR)}")
-    return PERIODS_PER_YEAR[asset_class]
+def periods_per_year(series: AssetSeries) -> int:
+    """Bars a year on the asset's calendar at its bar period (a year of its calendar: 8,760
+    hourly bars 24/7, 6,264 on 24/5, 1,755 on XNYS with its half-days; 252 daily XNYS bars)."""
+    if series.bars is None:
+        raise ValueError(f"{series.symbol}: no trading calendar, so no annualisation")
+    return bars_per_year(series.bars.name, series.bars.period)
 
 
 def filled_close(series: AssetSeries) -> np.ndarray:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder, split_bounds, window_plan
+from finmoirai.data.calendars import BarCalendar
 from finmoirai.data.targets import CALENDAR_COLUMNS, calendar_features
 from finmoirai.errors import DataError
 from finmoirai.params import SplitConfig, tokens_per_window
@@ -52,7 +53,8 @@ def test_every_target_representation_is_built(tmp_path):
     assert np.array_equal(np.isnan(target[1:]), ~observed[1:])
     np.testing.assert_allclose(target[1:][observed[1:]], expected[1:][observed[1:]], rtol=1e-5)
     np.testing.assert_allclose(np.asarray(row["past_feat_dynamic_real"][0]), frame["open_rel"], rtol=1e-6)
-    calendar = calendar_features(frame["timestamp"], "crypto")
+    calendar = calendar_features(frame["timestamp"], BarCalendar("24/7", pd.Timedelta(hours=1)))
+    assert row["freq"] == "h"
     np.testing.assert_allclose(np.asarray(row["feat_dynamic_real"], dtype=float)[:4], calendar[:, :4].T, atol=1e-6)
     with pytest.raises(ValueError, match="param target"):
         root.for_target("price")

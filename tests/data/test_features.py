@@ -155,7 +155,7 @@ def write_preprocessed(root: Path, frames: dict[str, pd.DataFrame], asset_class:
     for sym, df in frames.items():
         df.to_parquet(root / f"{sym}.parquet", index=False)
         scalers[sym] = fit_scaler(df, SPLIT, 10, sym)
-        assets.append({"symbol": sym, "asset_class": asset_class, "frequency": "1h",
+        assets.append({"symbol": sym, "asset_class": asset_class, "frequency": "1h", "calendar": "24/7",
                        "rows": len(df), "rows_out": len(df)})
     (root / "manifest.json").write_text(json.dumps({"assets": assets}))
     (root / "scalers.json").write_text(json.dumps(scalers))

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from exchange_calendars.errors import InvalidCalendarName
 
+from finmoirai.data.calendars import BarCalendar
 from finmoirai.data.preprocessing import (
     apply_scaler,
     clean_asset,
@@ -20,13 +22,16 @@ from finmoirai.data.preprocessing import (
     trading_grid,
 )
 from finmoirai.errors import DataError
-from finmoirai.params import ParamsError, PreprocessConfig, SplitConfig, parse_section
+from finmoirai.params import MarketConfig, ParamsError, PreprocessConfig, SplitConfig, parse_section, shipped_section
 from tests.helpers import preprocess_config
 
 CFG = preprocess_config(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, outlier_action="replace",
                         min_train_rows=10, workers=1)
 SPLIT = SplitConfig(train_end="2018-01-03", val_end="2018-01-04")
 COLS = ["open", "high", "low", "close", "volume"]
+HOUR = pd.Timedelta(hours=1)
+CRYPTO, FX, NYSE = BarCalendar("24/7", HOUR), BarCalendar("24/5", HOUR), BarCalendar("XNYS", HOUR)
+MARKET = shipped_section(MarketConfig, "market")
 
 
 def bars(timestamps, seed: int = 0) -> pd.DataFrame:
@@ -49,7 +54,7 @@ def hours(start: str, n: int) -> pd.DatetimeIndex:
 
 def test_crypto_gaps_filled_flat_with_observed_mask() -> None:
     raw = bars(hours("2018-01-01", 48)).drop(index=[10, 11])
-    out, counts = clean_asset(raw, "crypto", CFG)
+    out, counts = clean_asset(raw, CRYPTO, CFG)
     assert len(out) == 48 and counts["gaps_filled"] == 2 and counts["long_gaps"] == 0
     assert out["observed"].tolist() == [i not in (10, 11) for i in range(48)]
     prev_close = out.loc[9, "close"]
@@ -62,68 +67,104 @@ def test_crypto_gaps_filled_flat_with_observed_mask() -> None:
 def test_long_gaps_counted_beyond_max_fill_bars() -> None:
     raw = bars(hours("2018-01-01", 60))
     raw = raw.drop(index=list(range(10, 13)) + list(range(30, 34)))  # runs of 3 (ok) and 4 (long)
-    _, counts = clean_asset(raw, "crypto", CFG)
+    _, counts = clean_asset(raw, CRYPTO, CFG)
     assert counts["gaps_filled"] == 7 and counts["long_gaps"] == 1
 
 
 def test_fx_weekend_is_not_a_gap() -> None:
     # Friday 2018-01-05 12:00 UTC .. Monday 2018-01-08 06:00 UTC, winter: closed Fri 22:00 - Sun 22:00 UTC
     all_hours = hours("2018-01-05 12:00", 67)
-    grid = trading_grid("fx", pd.Series(all_hours))
+    grid = trading_grid(FX, pd.Series(all_hours))
     weekend = all_hours[(all_hours >= "2018-01-05 22:00") & (all_hours < "2018-01-07 22:00")]
     assert len(weekend) == 48 and not grid.isin(weekend).any() and len(grid) == 67 - 48
     raw = bars(grid.delete(15))  # one genuine gap on Monday
-    out, counts = clean_asset(raw, "fx", CFG)
+    out, counts = clean_asset(raw, FX, CFG)
     assert counts["gaps_filled"] == 1 and len(out) == len(grid) and (~out["observed"]).sum() == 1
 
 
 def test_fx_summer_opens_sunday_21_utc() -> None:
     # New York 17:00 is 21:00 UTC in US summer time, as the EURUSD data shows
-    grid = trading_grid("fx", pd.Series(hours("2017-07-07 18:00", 60)))
+    grid = trading_grid(FX, pd.Series(hours("2017-07-07 18:00", 60)))
     stamps = set(grid.strftime("%a %H:%M"))
     assert "Sun 21:00" in stamps and "Fri 20:00" in stamps and "Fri 21:00" not in stamps
 
 
-def test_equity_session_grid_and_holidays() -> None:
-    wall = [f"2019-07-{d} {h}:30" for d in (15, 17) for h in range(9, 16)]
-    ny = pd.DatetimeIndex(wall).tz_localize("America/New_York")
-    utc = ny.tz_convert("UTC")
-    raw = bars(utc.delete(2))  # Monday 11:30 missing; Tuesday 16th has no data at all = holiday
-    out, counts = clean_asset(raw, "equity", CFG)
-    assert len(out) == 14 and counts["gaps_filled"] == 1 and not out.loc[2, "observed"]
-    assert out["timestamp"].iloc[0] == pd.Timestamp("2019-07-15 13:30", tz="UTC")
-    assert not (out["timestamp"].dt.tz_convert("America/New_York").dt.day == 16).any()
+def test_equity_session_grid_holiday_and_early_close() -> None:
+    """XNYS in July 2019: Wednesday the 3rd closes at 13:00, Thursday the 4th is a holiday.
+    Neither gives a filled bar: the early close has 4 bars (the 12:30 one ends at 13:00), the
+    holiday none; a genuinely missing bar on Monday is the only gap."""
+    days = {"2019-07-01": 7, "2019-07-02": 7, "2019-07-03": 4, "2019-07-05": 7}
+    wall = [f"{day} {9 + h}:30" for day, n in days.items() for h in range(n)]
+    utc = pd.DatetimeIndex(wall).tz_localize("America/New_York").tz_convert("UTC")
+    grid = trading_grid(NYSE, pd.Series(utc))
+    assert grid.equals(pd.DatetimeIndex(utc, name="timestamp").as_unit("us"))
+    out, counts = clean_asset(bars(utc.delete(2)), NYSE, CFG)  # Monday 11:30 missing
+    assert len(out) == 25 and counts["gaps_filled"] == 1 and counts["long_gaps"] == 0 and not out.loc[2, "observed"]
+    local = out["timestamp"].dt.tz_convert("America/New_York")
+    assert not (local.dt.day == 4).any() and (local[local.dt.day == 3].dt.hour.max()) == 12
+    # a feed that prints after the early close: those bars are off the calendar, not new grid points
+    late = pd.DatetimeIndex(["2019-07-03 13:30", "2019-07-03 15:30"]).tz_localize("America/New_York")
+    _, counts = clean_asset(bars(utc.append(late.tz_convert("UTC")).sort_values()), NYSE, CFG)
+    assert counts["off_calendar"] == 2 and counts["gaps_filled"] == 0
+
+
+def test_bar_stamped_at_its_end_and_daily_bars() -> None:
+    """market.bar_stamp: end stamps 09:30-10:30 at 10:30 and the short last bar at the close;
+    daily bars are the sessions at 00:00 UTC, holidays left out."""
+    end = BarCalendar("XNYS", HOUR, "end")
+    grid = end.grid(pd.Timestamp("2019-07-03", tz="UTC"), pd.Timestamp("2019-07-04", tz="UTC"))
+    assert list(grid.tz_convert("America/New_York").strftime("%H:%M")) == ["10:30", "11:30", "12:30", "13:00"]
+    daily = BarCalendar("XNYS", pd.Timedelta(days=1)).grid(pd.Timestamp("2019-07-01", tz="UTC"),
+                                                            pd.Timestamp("2019-07-08", tz="UTC"))
+    assert list(daily.strftime("%m-%d %H:%M")) == ["07-01 00:00", "07-02 00:00", "07-03 00:00", "07-05 00:00",
+                                                   "07-08 00:00"]
+    raw = bars(daily.delete(1).append(pd.DatetimeIndex([daily[1] + pd.Timedelta(hours=16)])).sort_values())
+    out, counts = clean_asset(raw, BarCalendar("XNYS", pd.Timedelta(days=1)), CFG)
+    assert counts["off_grid"] == 1 and counts["gaps_filled"] == 1 and len(out) == 5
+
+
+def test_london_session_on_its_own_clock() -> None:
+    """XLON 5-minute bars: 08:00-16:30 London, so 102 bars a day in summer and winter, Christmas
+    Eve closing at 12:30."""
+    xlon = BarCalendar("XLON", pd.Timedelta(minutes=5))
+    grid = xlon.grid(pd.Timestamp("2018-12-20", tz="UTC"), pd.Timestamp("2018-12-29", tz="UTC"))
+    per_day = pd.Series(grid.tz_convert("Europe/London").date).value_counts().sort_index()
+    assert per_day.to_dict() == {pd.Timestamp(d).date(): n for d, n in
+                                 {"2018-12-20": 102, "2018-12-21": 102, "2018-12-24": 54, "2018-12-27": 102,
+                                  "2018-12-28": 102}.items()}
 
 
 def test_a_feed_stamped_off_the_grid_is_refused_never_taken_as_the_grid() -> None:
     raw = bars(hours("2018-01-01", 48) + pd.Timedelta(milliseconds=123))  # every bar at :00:00.123
-    with pytest.raises(DataError, match=r"asset X: 48 of 48 bars are off the 1h bar grid \(e\.g\. "
-                                        r"2018-01-01T00:00:00\.123000\+00:00.*stamp each bar at its start"):
-        clean_asset(raw, "crypto", CFG, "X")
+    with pytest.raises(DataError, match=r"asset X: 48 of 48 bars are off the grid of 1h bars on 24/7 \(e\.g\. "
+                                        r"2018-01-01T00:00:00\.123000\+00:00.*stamp each bar at its start "
+                                        r"\(market\.bar_stamp\)"):
+        clean_asset(raw, CRYPTO, CFG, "X")
 
 
 def test_a_few_off_grid_bars_are_counted_under_their_own_kind_and_dropped() -> None:
     stamps = hours("2018-01-01", 48)
     raw = bars(stamps.delete(10).append(pd.DatetimeIndex([stamps[10] + pd.Timedelta(milliseconds=123)])))
-    out, counts = clean_asset(raw, "crypto", CFG, "X")
+    out, counts = clean_asset(raw, CRYPTO, CFG, "X")
     assert counts["off_grid"] == 1 and counts["off_calendar"] == 0 and counts["gaps_filled"] == 1
     assert out["timestamp"].tolist() == stamps.tolist() and not out.loc[10, "observed"]
     assert counts["rows_in"] - counts["rows_dropped"] + counts["rows_inserted"] == len(out)
     # an equity bar on the hour is off New York's :30 grid, one at 8:30 is on it but off the session
     ny = pd.DatetimeIndex([f"2019-07-15 {h}:30" for h in range(9, 16)]).tz_localize("America/New_York")
     extra = pd.DatetimeIndex(["2019-07-15 12:00", "2019-07-15 08:30"]).tz_localize("America/New_York")
-    _, counts = clean_asset(bars(ny.append(extra).tz_convert("UTC")), "equity", CFG, "Y")
+    _, counts = clean_asset(bars(ny.append(extra).tz_convert("UTC")), NYSE, CFG, "Y")
     assert counts["off_grid"] == 1 and counts["off_calendar"] == 1
 
 
 def test_bars_dropped_by_extract_are_counted_as_read_from_the_lake() -> None:
-    out, counts = clean_asset(bars(hours("2018-01-01", 24)), "crypto", CFG, "X", wrong_year=5)
+    out, counts = clean_asset(bars(hours("2018-01-01", 24)), CRYPTO, CFG, "X", wrong_year=5)
     assert counts["wrong_year"] == 5 and counts["rows_in"] == 29 and counts["rows_dropped"] == 5 and len(out) == 24
 
 
 def test_unknown_calendar() -> None:
-    with pytest.raises(ValueError, match="bonds"):
-        trading_grid("bonds", pd.Series(hours("2018-01-01", 3)))
+    """params validation names market.calendars first (test_config); the library's own error is the backstop."""
+    with pytest.raises(InvalidCalendarName, match="bonds"):
+        trading_grid(BarCalendar("bonds", HOUR), pd.Series(hours("2018-01-01", 3)))
 
 
 # --------------------------------------------------------------------------- bad bars and outliers
@@ -141,7 +182,7 @@ def test_bad_bars_repaired_and_counted() -> None:
     dup = raw.loc[[20]].assign(close=raw.loc[20, "close"] * 1.001, high=raw.loc[20, "high"] * 1.002)
     raw = pd.concat([raw, dup])  # duplicate timestamp: the later row wins
     raw = raw.iloc[[1, 0, *range(2, len(raw))]]  # unsorted
-    out, counts = clean_asset(raw, "crypto", CFG)
+    out, counts = clean_asset(raw, CRYPTO, CFG)
     assert counts["inconsistent_high_low"] == 2
     assert counts["non_positive_price"] == 3 and counts["gaps_filled"] == 3
     assert counts["zero_volume"] == 2 and counts["duplicate_timestamps"] == 1
@@ -158,7 +199,7 @@ def test_bad_bars_repaired_and_counted() -> None:
 def test_hampel_replaces_a_spike() -> None:
     raw = bars(hours("2018-01-01", 100))
     raw.loc[50, ["close", "high"]] = raw.loc[50, "close"] * 5
-    out, counts = clean_asset(raw, "crypto", CFG)
+    out, counts = clean_asset(raw, CRYPTO, CFG)
     assert counts["outliers"] == 1 and not out.loc[50, "observed"]
     neighbours = raw.loc[[49, 51], "close"]
     assert neighbours.min() * 0.98 < out.loc[50, "close"] < neighbours.max() * 1.02
@@ -171,7 +212,7 @@ def test_hampel_replaces_a_spike() -> None:
 
 
 def scaled_frame() -> pd.DataFrame:
-    out, _ = clean_asset(bars(hours("2018-01-01", 96)), "crypto", CFG)  # 3 train days, then val, test
+    out, _ = clean_asset(bars(hours("2018-01-01", 96)), CRYPTO, CFG)  # 3 train days, then val, test
     return out
 
 
@@ -234,11 +275,11 @@ def test_preprocess_stage_outputs(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     bars(hours("2018-01-01", 48)).to_parquet(src / "OLD.parquet")  # ends before val/test
     (src / "manifest.json").write_text(json.dumps({"assets": assets}))
     with caplog.at_level(logging.WARNING):
-        result = preprocess(src, SPLIT, CFG, tmp_path / "pre")
+        result = preprocess(src, SPLIT, CFG, tmp_path / "pre", MARKET)
     out = tmp_path / "pre"
     assert "OLD has no test rows (data ends before the test period); it trains but cannot be scored" in caplog.text
     with pytest.raises(DataError, match=r"^no asset has bars in the test period from 2018-02-01 \(split.val_end\); "):
-        preprocess(src, dataclasses.replace(SPLIT, val_end="2018-02-01"), CFG, tmp_path / "pre2")
+        preprocess(src, dataclasses.replace(SPLIT, val_end="2018-02-01"), CFG, tmp_path / "pre2", MARKET)
     df = pd.read_parquet(out / "AAA.parquet")
     assert list(df.columns) == ["timestamp", *COLS, "observed"] and df["observed"].dtype == bool
     quality = json.loads((out / "quality.json").read_text())
@@ -288,7 +329,7 @@ def test_the_hampel_decision_at_t_never_depends_on_later_bars() -> None:
 def test_outliers_are_only_counted_by_default() -> None:
     raw = bars(hours("2018-01-01", 100))
     raw.loc[50, ["close", "high"]] = raw.loc[50, "close"] * 5
-    out, counts = clean_asset(raw, "crypto", preprocess_config(outlier_window=24, workers=1))
+    out, counts = clean_asset(raw, CRYPTO, preprocess_config(outlier_window=24, workers=1))
     assert counts["outliers"] == 1 and out.loc[50, "observed"]
     assert out.loc[50, "close"] == raw.loc[50, "close"]
 

@@ -14,7 +14,7 @@ from finmoirai.data.lake import extract, write_partitions
 from finmoirai.data.parallel import map_assets
 from finmoirai.data.preprocessing import ACTIONS, preprocess, quality_headline, quality_report
 from finmoirai.params import ExtractConfig, PreprocessConfig, SplitConfig
-from tests.helpers import preprocess_config
+from tests.helpers import MARKET, preprocess_config
 
 CFG = preprocess_config(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, outlier_action="replace",
                         min_train_rows=10, workers=1)
@@ -58,7 +58,7 @@ def report(tmp_path: Path) -> tuple[dict, Path]:
     write_partitions(lake, "fx", "FXX", fx, sort=False)
     extract(lake, ExtractConfig(["crypto", "fx"], "1h", [2018], []), tmp_path / "ext", strict=True, naive_timezone=None)
     metrics = tmp_path / "metrics" / "data_quality.json"
-    preprocess(tmp_path / "ext", SPLIT, CFG, tmp_path / "pre", metrics_path=metrics)
+    preprocess(tmp_path / "ext", SPLIT, CFG, tmp_path / "pre", MARKET, metrics_path=metrics)
     return json.loads((tmp_path / "pre" / "quality_report.json").read_text()), tmp_path
 
 
@@ -121,7 +121,7 @@ def test_report_matches_what_was_written(report) -> None:
 def test_workers_give_identical_outputs(report) -> None:
     rep, root = report
     cfg2 = PreprocessConfig(**{**CFG.__dict__, "workers": 2})
-    preprocess(root / "ext", SPLIT, cfg2, root / "pre2", metrics_path=root / "m2.json")
+    preprocess(root / "ext", SPLIT, cfg2, root / "pre2", MARKET, metrics_path=root / "m2.json")
     assert json.loads((root / "m2.json").read_text()) == quality_headline(rep)
     for name in ("BAD.parquet", "OK.parquet", "FXX.parquet", "scalers.json", "manifest.json", "quality.json",
                  "quality_report.json"):
@@ -133,7 +133,7 @@ def test_errors_in_workers_name_the_asset(report) -> None:
     (root / "ext" / "OK.parquet").write_bytes(b"not parquet")
     cfg2 = PreprocessConfig(**{**CFG.__dict__, "workers": 2})
     with pytest.raises(Exception, match="OK.parquet|Parquet|parquet"):
-        preprocess(root / "ext", SPLIT, cfg2, root / "pre3")
+        preprocess(root / "ext", SPLIT, cfg2, root / "pre3", MARKET)
 
 
 def _boom(x: int) -> int:

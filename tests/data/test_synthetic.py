@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import scipy.stats
 
+from finmoirai.data.calendars import BarCalendar
 from finmoirai.data.lake import extract
 from finmoirai.data.preprocessing import clean_asset
 from finmoirai.data.synthetic import class_counts, market_proxy, write_synthetic_lake, years_covered
@@ -21,9 +22,10 @@ from finmoirai.params import (
     parse_section,
     shipped_section,
 )
-from tests.helpers import preprocess_config, synthetic_config
+from tests.helpers import MARKET, preprocess_config, synthetic_config
 
 CLEAN = {"gap_rate": 0.0, "bad_bar_rate": 0.0}
+HOUR = pd.Timedelta(hours=1)
 CLEAN_CFG = preprocess_config(max_fill_bars=6, outlier_window=48, outlier_threshold=10.0, min_train_rows=10)
 
 
@@ -41,13 +43,13 @@ def log_returns(df: pd.DataFrame) -> pd.DataFrame:
 def clean_lake(tmp_path_factory) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("syn") / "lake"
     cfg = synthetic_config(assets=10, years=1, seed=3, class_mix={"crypto": 0.6, "fx": 0.4}, **CLEAN)
-    write_synthetic_lake(root, cfg)
+    write_synthetic_lake(root, cfg, "1h", MARKET)
     return read_lake(root)
 
 
 def test_layout_counts_and_proxies(tmp_path: Path) -> None:
     cfg = synthetic_config(assets=7, start="2018-12-20", years=1, seed=1)
-    summary = write_synthetic_lake(tmp_path / "lake", cfg)
+    summary = write_synthetic_lake(tmp_path / "lake", cfg, "1h", MARKET)
     assert class_counts(cfg) == {"crypto": 4, "fx": 2, "equity": 1} == summary["classes"]
     assert market_proxy(cfg) == {"crypto": "CRY0000", "fx": "FXS0000", "equity": "EQT0000"}
     assert years_covered(cfg) == [2018, 2019] == summary["years"]
@@ -59,14 +61,14 @@ def test_layout_counts_and_proxies(tmp_path: Path) -> None:
 
 
 def test_seeded_deterministic_and_independent_of_size(tmp_path: Path) -> None:
-    a = read_lake(Path(write_synthetic_lake(tmp_path / "a", synthetic_config(assets=5, years=1, seed=7))
+    a = read_lake(Path(write_synthetic_lake(tmp_path / "a", synthetic_config(assets=5, years=1, seed=7), "1h", MARKET)
                        and tmp_path / "a"))
-    b = read_lake(Path(write_synthetic_lake(tmp_path / "b", synthetic_config(assets=5, years=1, seed=7))
+    b = read_lake(Path(write_synthetic_lake(tmp_path / "b", synthetic_config(assets=5, years=1, seed=7), "1h", MARKET)
                        and tmp_path / "b"))
     pd.testing.assert_frame_equal(a, b)
-    write_synthetic_lake(tmp_path / "c", synthetic_config(assets=5, years=1, seed=8))
+    write_synthetic_lake(tmp_path / "c", synthetic_config(assets=5, years=1, seed=8), "1h", MARKET)
     assert not a["close"].equals(read_lake(tmp_path / "c")["close"])
-    write_synthetic_lake(tmp_path / "big", synthetic_config(assets=12, years=1, seed=7))
+    write_synthetic_lake(tmp_path / "big", synthetic_config(assets=12, years=1, seed=7), "1h", MARKET)
     big = read_lake(tmp_path / "big")
     one = lambda d: d[d["symbol"] == "CRY0001"].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(one(a), one(big))
@@ -77,10 +79,13 @@ def test_calendars(clean_lake: pd.DataFrame, tmp_path: Path) -> None:
     assert not (fx.dt.dayofweek == 5).any()
     assert not ((fx.dt.dayofweek == 6) & (fx.dt.hour < 17)).any()
     cfg = synthetic_config(assets=3, years=1, seed=0, class_mix={"equity": 1.0}, **CLEAN)
-    write_synthetic_lake(tmp_path / "eq", cfg)
+    write_synthetic_lake(tmp_path / "eq", cfg, "1h", MARKET)
     eq = read_lake(tmp_path / "eq")["timestamp"].dt.tz_convert("America/New_York")
     assert set(eq.dt.strftime("%H:%M")) == {f"{h:02d}:30" for h in range(9, 16)}
     assert eq.dt.dayofweek.max() == 4
+    days = set(eq.dt.strftime("%m-%d"))  # New York's holidays are not traded, its half-days end at 13:00
+    assert "07-04" not in days and "12-25" not in days and "07-03" in days
+    assert eq[eq.dt.strftime("%m-%d") == "07-03"].dt.hour.max() == 12
 
 
 def test_ohlc_consistent_when_clean(clean_lake: pd.DataFrame) -> None:
@@ -89,7 +94,7 @@ def test_ohlc_consistent_when_clean(clean_lake: pd.DataFrame) -> None:
     assert (df["low"] <= df[["open", "close", "high"]].min(axis=1)).all()
     assert (df["low"] > 0).all() and (df["volume"] > 0).all()
     out, q = clean_asset(df[df["symbol"] == "CRY0002"].drop(columns=["symbol", "asset_class", "frequency", "year"]),
-                         "crypto", CLEAN_CFG)
+                         BarCalendar("24/7", HOUR), CLEAN_CFG)
     assert q["gaps_filled"] == q["inconsistent_high_low"] == q["duplicate_timestamps"] == 0
 
 
@@ -133,7 +138,7 @@ def test_cross_asset_correlation_through_class_factors(clean_lake: pd.DataFrame)
 
 def test_planted_defects_are_found_by_preprocess(tmp_path: Path) -> None:
     cfg = synthetic_config(assets=4, years=1, seed=2, class_mix={"crypto": 1.0}, gap_rate=0.01, bad_bar_rate=0.001)
-    summary = write_synthetic_lake(tmp_path / "lake", cfg)
+    summary = write_synthetic_lake(tmp_path / "lake", cfg, "1h", MARKET)
     planted = summary["planted"]
     assert all(planted[k] > 0 for k in planted), planted
     ecfg = ExtractConfig(["crypto"], "1h", years_covered(cfg), [])
@@ -141,7 +146,7 @@ def test_planted_defects_are_found_by_preprocess(tmp_path: Path) -> None:
     total: dict[str, int] = {}
     for asset in manifest:
         raw = pd.read_parquet(tmp_path / "ext" / f"{asset['symbol']}.parquet")
-        _, q = clean_asset(raw, "crypto", CLEAN_CFG)
+        _, q = clean_asset(raw, BarCalendar("24/7", HOUR), CLEAN_CFG)
         for k, v in q.items():
             total[k] = total.get(k, 0) + v
     assert total["duplicate_timestamps"] == planted["duplicate_timestamp"]
@@ -204,11 +209,11 @@ def test_build_adds_synthetic_assets_to_the_train_split_only(tmp_path: Path, mon
     params["build"].update(synthetic_assets=3, synthetic_years=1, batch_size=2)
     split = section(params, SplitConfig, "split")
     real = synthetic_config(assets=2, start="2018-01-01", years=1, seed=9, class_mix={"crypto": 1.0})
-    write_synthetic_lake(tmp_path / "real", real)
+    write_synthetic_lake(tmp_path / "real", real, "1h", MARKET)
     extract(tmp_path / "real", ExtractConfig(["crypto"], "1h", [2018], []), tmp_path / "ext", strict=True,
             naive_timezone=None)
     preprocess(tmp_path / "ext", split, preprocess_config(max_fill_bars=6, outlier_window=48, outlier_threshold=10.0,
-                                                          min_train_rows=500), tmp_path / "pre")
+                                                          min_train_rows=500), tmp_path / "pre", MARKET)
     features(tmp_path / "pre", split, section(params, FeaturesConfig, "features"), tmp_path / "data/features",
              "fail")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

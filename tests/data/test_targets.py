@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finmoirai.data.targets import calendar_features, log_returns, returns_to_prices, session_position
+from finmoirai.data.calendars import BarCalendar, session_position
+from finmoirai.data.targets import calendar_features, log_returns, returns_to_prices
 from finmoirai.evaluation.series import load_series
 from tests.helpers import write_feature_dir
 
@@ -33,9 +34,12 @@ def test_return_paths_become_prices_anchored_at_the_last_close():
     np.testing.assert_allclose(prices[1, 0], [50.0, 50.0, 50.0])
 
 
+HOUR = pd.Timedelta(hours=1)
+
+
 def test_calendar_features_by_hand():
     ts = pd.DatetimeIndex(["2019-01-07 00:00", "2019-01-07 06:00", "2019-01-09 18:00"], tz="UTC")  # Monday
-    cal = calendar_features(ts, "crypto")
+    cal = calendar_features(ts, BarCalendar("24/7", HOUR))
     np.testing.assert_allclose(cal[:, 0], [0.0, 1.0, -1.0], atol=1e-12)  # sin(2 pi h / 24)
     np.testing.assert_allclose(cal[:, 1], [1.0, 0.0, 0.0], atol=1e-12)
     dow = np.array([0.0, 0.25, 2.75])
@@ -47,8 +51,19 @@ def test_session_position_of_equity_bars():
     # UTC 14:30 = 09:30 in New York in January (EST) and 13:30 = 09:30 in July (EDT)
     ts = pd.DatetimeIndex(["2019-01-07 14:30", "2019-01-07 17:45", "2019-01-07 20:30", "2019-07-08 13:30",
                            "2019-07-08 21:00"], tz="UTC")
-    np.testing.assert_allclose(session_position(ts), [0.0, 0.5, 6 / 6.5, 0.0, 1.0])
-    np.testing.assert_allclose(calendar_features(ts, "equity")[:, 4], [0.0, 0.5, 6 / 6.5, 0.0, 1.0])
+    np.testing.assert_allclose(session_position(ts, "XNYS"), [0.0, 0.5, 6 / 6.5, 0.0, 1.0])
+    np.testing.assert_allclose(calendar_features(ts, BarCalendar("XNYS", HOUR))[:, 4], [0.0, 0.5, 6 / 6.5, 0.0, 1.0])
+    # the 2019-07-03 half-day closes at 13:00: its 12:30 bar is 6/7 of the way through it
+    half_day = pd.DatetimeIndex(["2019-07-03 13:30", "2019-07-03 16:30"], tz="UTC")
+    np.testing.assert_allclose(session_position(half_day, "XNYS"), [0.0, 3 / 3.5])
+    # London's session is 08:00-16:30 on its own clock (07:00 UTC in summer)
+    np.testing.assert_allclose(session_position(pd.DatetimeIndex(["2019-07-08 07:00"], tz="UTC"), "XLON"), [0.0])
+
+
+def test_daily_bars_have_no_hour_or_session_position():
+    ts = pd.DatetimeIndex(["2019-01-07", "2019-01-08"], tz="UTC")
+    cal = calendar_features(ts, BarCalendar("XNYS", pd.Timedelta(days=1)))
+    assert np.isnan(cal[:, [0, 1, 4]]).all() and np.isfinite(cal[:, [2, 3]]).all()
 
 
 def test_load_series_log_return_target_prices_from_the_last_close(tmp_path):

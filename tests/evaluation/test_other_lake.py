@@ -32,7 +32,7 @@ from finmoirai.params import (
     section,
     shipped_section,
 )
-from tests.helpers import write_hourly_lake
+from tests.helpers import MARKET, write_hourly_lake
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = load_params(REPO / "params.yaml")
@@ -53,8 +53,8 @@ def evaluate_cfg(lake: Path, **overrides) -> EvaluateConfig:
 def score(lake: Path, work: Path, **overrides) -> pd.Timestamp:
     cfg = evaluate_cfg(lake, **overrides)
     return lake_features_for_scoring(lake, other_lake_selection(EXTRACT, cfg), cfg.test_start, PREPROCESS,
-                                     other_lake_features(FEATURES, cfg), CONTEXT, HORIZON, work, strict=True,
-                                     naive_timezone=None)
+                                     other_lake_features(FEATURES, cfg), CONTEXT, HORIZON, work, market=MARKET,
+                                     strict=True, naive_timezone=None)
 
 
 def scalers(work: Path) -> tuple[dict, dict]:

@@ -1,7 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from finmoirai.data.calendars import BarCalendar
 from finmoirai.evaluation import scores, trading
 from finmoirai.evaluation.series import AssetSeries, carry_forward, usable_prices
 from tests.helpers import price_series
@@ -29,11 +32,17 @@ def _constant_forecasts(series: AssetSeries, origins: np.ndarray, returns: list[
 
 
 def test_periods_per_year():
-    assert trading.periods_per_year("crypto") == 8760
-    assert trading.periods_per_year("fx") == 6240
-    assert trading.periods_per_year("equity") == 1764
-    with pytest.raises(ValueError, match="'bonds'"):
-        trading.periods_per_year("bonds")
+    """A year of the asset's calendar at its bar period (2019): 24/7 every hour; 24/5 261
+    weekdays minus the Friday evening and plus the Sunday evening; XNYS 252 sessions of 7 hourly
+    bars less the half-days' 3; daily bars are sessions."""
+    def year(calendar: str, period: str) -> int:
+        series = dataclasses.replace(price_series(np.full(10, 100.0)), bars=BarCalendar(calendar, pd.Timedelta(period)))
+        return trading.periods_per_year(series)
+
+    assert year("24/7", "1h") == 8760 and year("24/5", "1h") == 6264 and year("XNYS", "1h") == 1755
+    assert year("XNYS", "1D") == 252 and year("24/7", "1D") == 365 and year("XLON", "1D") == 253
+    with pytest.raises(ValueError, match="no trading calendar"):
+        trading.periods_per_year(dataclasses.replace(price_series(np.full(10, 100.0)), bars=None))
 
 
 def test_sharpe_of_alternating_returns():

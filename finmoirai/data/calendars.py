@@ -1,0 +1,165 @@
+"""Trading calendars and the bar grid of a frequency on them.
+
+A calendar is `24/7` (crypto), `24/5` (fx: Sunday 17:00 to Friday 17:00 New York time), or
+any exchange that the `exchange-calendars` library knows by its ISO MIC (XNYS, XLON, XETR,
+XTKS, ...), with its sessions, holidays, early closes and lunch breaks. `market.calendars`
+maps an asset class to one, `market.symbol_calendars` a symbol.
+
+The grid of a frequency is every bar the market trades:
+* intraday bars (a period under a day) start at the session's open and every period after it
+  while the session lasts; the last bar of a session may be shorter (the 15:30 bar of an
+  hourly New York session ends at the 16:00 close, and the 12:30 bar of a half-day at 13:00).
+  `market.bar_stamp: end` stamps each bar at its end instead (the short bar at the close).
+  Round-the-clock calendars have bars at whole multiples of the period from midnight UTC.
+* daily bars are stamped at 00:00 UTC of their session's date, whatever `bar_stamp` says.
+
+So a holiday is not a gap (it has no bar), and an early close is not a run of missing bars.
+The library computes the calendars from rules; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import exchange_calendars
+import numpy as np
+import pandas as pd
+
+from finmoirai.params import MarketConfig, bar_period, period_label
+
+DAY = pd.Timedelta(days=1)
+ROUND_THE_CLOCK = ("24/7", "24/5")
+FX_ZONE = "America/New_York"  # fx trades from Sunday 17:00 to Friday 17:00 in this zone
+REFERENCE_YEAR = 2019  # bars per year and per session are counted on this year's calendar
+
+
+def calendar_of(market: MarketConfig, asset_class: str, symbol: str) -> str:
+    """The calendar an asset trades on: its symbol's, else its asset class's."""
+    if symbol in market.symbol_calendars:
+        return market.symbol_calendars[symbol]
+    if asset_class not in market.calendars:
+        raise ValueError(f"{symbol}: no calendar for asset class {asset_class!r} in market.calendars "
+                         f"({', '.join(market.calendars) or 'empty'}); add one, e.g. {asset_class}: XNYS")
+    return market.calendars[asset_class]
+
+
+@functools.lru_cache(maxsize=64)
+def exchange(name: str, first_year: int, last_year: int) -> exchange_calendars.ExchangeCalendar:
+    """An exchange's calendar covering whole years (cached: building one takes ~0.1 s)."""
+    return exchange_calendars.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
+
+
+def bar_grid(calendar: str, period: pd.Timedelta, start: pd.Timestamp, end: pd.Timestamp,
+             stamp: str = "start") -> pd.DatetimeIndex:
+    """Every bar of `period` that `calendar` trades with a stamp in [start, end] (UTC), as
+    datetime64[us, UTC] named `timestamp`. `stamp`: the bar is stamped at its start or end."""
+    start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+    if calendar in ROUND_THE_CLOCK:
+        grid = _round_the_clock(calendar, period, start, end, stamp)
+    else:
+        grid = _exchange_grid(calendar, period, start, end, stamp)
+    grid = pd.DatetimeIndex(grid, name="timestamp").as_unit("us")
+    return grid[(grid >= start) & (grid <= end)]
+
+
+def _round_the_clock(calendar: str, period: pd.Timedelta, start: pd.Timestamp, end: pd.Timestamp,
+                     stamp: str) -> pd.DatetimeIndex:
+    unit = DAY if period >= DAY else period
+    bars = pd.date_range(start.ceil(unit), end.floor(unit), freq=unit, unit="us")
+    if calendar == "24/7":
+        return bars
+    if period >= DAY:  # daily fx bars: Monday to Friday
+        return bars[bars.dayofweek < 5]
+    starts = bars - period if stamp == "end" else bars
+    local = starts.tz_convert(FX_ZONE)
+    dow, hour = local.dayofweek, local.hour
+    closed = (dow == 5) | ((dow == 4) & (hour >= 17)) | ((dow == 6) & (hour < 17))
+    return bars[~np.asarray(closed)]
+
+
+def _exchange_grid(calendar: str, period: pd.Timedelta, start: pd.Timestamp, end: pd.Timestamp,
+                   stamp: str) -> pd.DatetimeIndex:
+    cal = exchange(calendar, (start - DAY).year, (end + DAY).year)
+    first = max(start.tz_localize(None).normalize() - DAY, cal.first_session)
+    last = min(end.tz_localize(None).normalize() + DAY, cal.last_session)
+    sessions = cal.sessions_in_range(first, last) if first <= last else []
+    if not len(sessions):
+        return pd.DatetimeIndex([], tz="UTC")
+    if period >= DAY:
+        return sessions.tz_localize("UTC")
+    bars = cal.trading_index(sessions[0], sessions[-1], period, intervals=stamp == "end", closed="left", force=True)
+    return bars.right if stamp == "end" else bars
+
+
+def bars_per_session(calendar: str, period: pd.Timedelta) -> int:
+    """The usual number of bars in one trading day (one week of sessions for daily bars): the
+    season of the seasonal baselines. Counted on the reference year's calendar (the mode, so
+    half-days do not lower it)."""
+    if period >= DAY:
+        return 7 if calendar == "24/7" else 5
+    if calendar in ROUND_THE_CLOCK:
+        return DAY // period
+    zone = exchange(calendar, REFERENCE_YEAR, REFERENCE_YEAR).tz
+    local_days = _reference_grid(calendar, period).tz_convert(zone).date
+    return int(pd.Series(local_days).value_counts().mode().iloc[0])
+
+
+def bars_per_year(calendar: str, period: pd.Timedelta) -> int:
+    """Bars the calendar trades in a year (the reference year): what annualises a per-bar Sharpe."""
+    return len(_reference_grid(calendar, period))
+
+
+def _reference_grid(calendar: str, period: pd.Timedelta) -> pd.DatetimeIndex:
+    start = pd.Timestamp(f"{REFERENCE_YEAR}-01-01", tz="UTC")
+    return bar_grid(calendar, period, start, start + pd.DateOffset(years=1) - pd.Timedelta(microseconds=1))
+
+
+def session_position(timestamps: pd.DatetimeIndex, calendar: str) -> np.ndarray:
+    """Where each bar's stamp lies in its exchange session: 0 at the open, 1 at the close
+    (clipped outside), from the calendar alone, so known in advance: a future covariate. In
+    hours of the exchange's own clock (09:30-16:00 New York: (hour - 9.5) / 6.5; a 13:00
+    early close shortens the day). NaN for round-the-clock calendars, which have no session."""
+    ts = pd.DatetimeIndex(timestamps).tz_convert("UTC")
+    if calendar in ROUND_THE_CLOCK or not len(ts):
+        return np.full(len(ts), np.nan)
+    cal = exchange(calendar, (ts.min() - DAY).year, (ts.max() + DAY).year)
+    opens = pd.DatetimeIndex(cal.schedule["open"]).tz_convert("UTC")
+    closes = pd.DatetimeIndex(cal.schedule["close"]).tz_convert("UTC")
+    index = np.clip(opens.searchsorted(ts, side="right") - 1, 0, len(opens) - 1)
+    open_local = opens[index].tz_convert(cal.tz)
+    length = np.asarray((closes[index] - opens[index]) / pd.Timedelta(hours=1), dtype=np.float64)
+    local = ts.tz_convert(cal.tz)
+    hours = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
+    open_hours = open_local.hour.to_numpy() + open_local.minute.to_numpy() / 60.0
+    return np.clip((hours - open_hours) / length, 0.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class BarCalendar:
+    """The bars one asset trades: its calendar, the bar period, and where a bar is stamped."""
+
+    name: str
+    period: pd.Timedelta
+    stamp: str = "start"
+
+    def grid(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+        return bar_grid(self.name, self.period, start, end, self.stamp)
+
+    @property
+    def label(self) -> str:
+        return f"{period_label(self.period)} bars on {self.name}"
+
+
+def asset_calendar(market: MarketConfig, asset: dict) -> BarCalendar:
+    """The bar calendar of an extracted asset (its manifest entry: symbol, asset_class, frequency)."""
+    period = bar_period(asset["frequency"], "extract.frequency")
+    return BarCalendar(calendar_of(market, asset["asset_class"], asset["symbol"]), period, market.bar_stamp)
+
+
+def manifest_calendar(asset: dict) -> BarCalendar:
+    """The bar calendar preprocess recorded in an asset's manifest entry (calendar, frequency)."""
+    for key in ("calendar", "frequency"):
+        if key not in asset:
+            raise ValueError(f"{asset.get('symbol')}: manifest entry without {key!r}; rerun preprocess (dvc repro)")
+    return BarCalendar(asset["calendar"], bar_period(asset["frequency"], "extract.frequency"))
