@@ -174,9 +174,9 @@ def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
 
 def naive(work: Path) -> None:
     """The whole lake in one pandas frame, then the same cleaning and features, all kept."""
+    from finmoirai.data.calendars import asset_calendar
     from finmoirai.data.features import asset_features
     from finmoirai.data.preprocessing import clean_asset, fit_scaler
-    from finmoirai.data.calendars import asset_calendar
     from finmoirai.params import (
         ExtractConfig,
         FeaturesConfig,
