@@ -46,10 +46,11 @@ repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # The daily demo (conf/data/daily.yaml: the demo lake's daily bars) as one DVC experiment, named
-# daily, beside the hourly default; `dvc exp apply daily` makes it the workspace.
+# daily, run in a temporary copy so the workspace keeps the hourly default; `dvc exp show` puts
+# the two side by side and `dvc exp apply daily` makes the daily run the workspace.
 daily: $(STAMP)
 	$(BIN)/finmoirai check
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run -n daily $$($(BIN)/finmoirai overrides conf/data/daily.yaml)
+	set -f; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --temp -n daily $$($(BIN)/finmoirai overrides conf/data/daily.yaml)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

@@ -151,21 +151,24 @@ def check_frequency(parsed: dict[str, Any]) -> list[str]:
     `patch_size` is within Moirai's sizes for the frequency. Returns the warnings it logged: a
     context shorter than one trading day, a patch size outside the recommended range."""
     experiment, extract, market, base = parsed["knobs"], parsed["extract"], parsed["market"], parsed["baselines"]
-    period, warnings = extract.period, []
-    missing = [c for c in extract.asset_classes if c not in market.calendars]
+    period, year, warnings = extract.period, max(extract.years), []
+    classes = list(dict.fromkeys([*extract.asset_classes, *parsed["evaluate"].asset_classes]))
+    missing = [c for c in classes if c not in market.calendars]
     require(not missing, f"param market.calendars: no calendar for asset class(es) {', '.join(missing)} of "
-                         f"extract.asset_classes")
-    for asset_class in extract.asset_classes:
-        day = bars_per_session(market.calendars[asset_class], period)
+                         f"extract.asset_classes / evaluate.asset_classes")
+    calendars = [(c, market.calendars[c]) for c in classes]
+    calendars += [(c, name) for c in classes for name in market.symbol_calendars.values()]
+    for asset_class, calendar in dict.fromkeys(calendars):
+        day = bars_per_session(calendar, period, year)
         season = base.season_length.get(asset_class, day)
         if {"seasonal_naive", "auto_ets"} & set(base.models):
             require(base.lookback >= 2 * season + experiment.prediction_length,
                     f"param baselines.lookback: {base.lookback} bars, but the seasonal baselines need two seasons of "
-                    f"{season} {extract.frequency} bars ({asset_class}) and the horizon: set it >= "
+                    f"{season} {extract.frequency} bars ({asset_class} on {calendar}) and the horizon: set it >= "
                     f"{2 * season + experiment.prediction_length}, or drop seasonal_naive/auto_ets")
         if experiment.context_length < day and period < DAY:
             warnings.append(f"context_length {experiment.context_length}: the model sees less than one trading day "
-                            f"of {extract.frequency} bars ({day} on {market.calendars[asset_class]}, {asset_class})")
+                            f"of {extract.frequency} bars ({day} on {calendar}, {asset_class})")
     kind, (low, high) = recommended_patch_sizes(period)
     if not low <= experiment.patch_size <= high:
         warnings.append(f"patch_size {experiment.patch_size}: Moirai's authors use {low}..{high} for {kind} bars "

@@ -130,7 +130,8 @@ def test_every_stage_sweeps_what_killed_stages_left(tmp_path, monkeypatch):
     ({"market__symbol_calendars": {"VOD": "LONDON"}}, "param market.symbol_calendars: VOD: 'LONDON' is not a calendar"),
     ({"market__bar_stamp": "middle"}, "param market.bar_stamp: 'middle' is not one of start, end"),
     ({"extract__frequency": "1m"},  # a day of one-minute crypto bars is 1,440: two seasons and a horizon
-     "param baselines.lookback: 500 bars, but the seasonal baselines need two seasons of 1440 1m bars (crypto)"),
+     "param baselines.lookback: 500 bars, but the seasonal baselines need two seasons of 1440 1m bars "
+     "(crypto on 24/7)"),
 ])
 def test_evaluation_rules_across_sections(change, message) -> None:
     with pytest.raises(ParamsError) as raised:

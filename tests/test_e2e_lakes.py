@@ -25,7 +25,7 @@ DAILY = _merge(yaml.safe_load((REPO / "conf/data/daily.yaml").read_text()), {
 })
 FIVE_MINUTE = {
     "lake": {"source": "synthetic", "synthetic": {"assets": 3, "start": "2018-01-01", "years": 1,
-                                                  "class_mix": {"crypto": 1.0}}},
+                                                  "class_mix": {"crypto": 1.0, "fx": 0.0, "equity": 0.0}}},
     "extract": {"frequency": "5m", "asset_classes": ["crypto"], "years": [2018], "symbols": []},
     "features": {"market_proxy": {"crypto": "CRY0000"}},
     "split": {"train_end": "2018-03-01", "val_end": "2018-04-01"},
@@ -34,7 +34,7 @@ FIVE_MINUTE = {
 }
 LONDON = {
     "lake": {"source": "synthetic", "synthetic": {"assets": 3, "start": "2018-01-01", "years": 1,
-                                                  "class_mix": {"equity": 1.0}}},
+                                                  "class_mix": {"crypto": 0.0, "fx": 0.0, "equity": 1.0}}},
     "market": {"calendars": {"equity": "XLON"}},
     "extract": {"frequency": "1h", "asset_classes": ["equity"], "years": [2018], "symbols": []},
     "features": {"market_proxy": {"equity": "EQT0000"}},

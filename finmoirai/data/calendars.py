@@ -26,12 +26,13 @@ import exchange_calendars
 import numpy as np
 import pandas as pd
 
+from finmoirai.errors import DataError
 from finmoirai.params import MarketConfig, bar_period, period_label
 
 DAY = pd.Timedelta(days=1)
 ROUND_THE_CLOCK = ("24/7", "24/5")
 FX_ZONE = "America/New_York"  # fx trades from Sunday 17:00 to Friday 17:00 in this zone
-REFERENCE_YEAR = 2019  # bars per year and per session are counted on this year's calendar
+REFERENCE_YEAR = 2019  # bars per year and per session: the year counted when none is given
 
 
 def calendar_of(market: MarketConfig, asset_class: str, symbol: str) -> str:
@@ -46,8 +47,26 @@ def calendar_of(market: MarketConfig, asset_class: str, symbol: str) -> str:
 
 @functools.lru_cache(maxsize=64)
 def exchange(name: str, first_year: int, last_year: int) -> exchange_calendars.ExchangeCalendar:
-    """An exchange's calendar covering whole years (cached: building one takes ~0.1 s)."""
-    return exchange_calendars.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
+    """An exchange's calendar covering whole years, from its first date where the library's
+    history starts later (cached: building one takes ~0.1 s)."""
+    first = max(pd.Timestamp(f"{first_year}-01-01"), _bound_min(name))
+    if first > pd.Timestamp(f"{last_year}-12-31"):
+        raise DataError(f"calendar {name} starts on {first.date()}, after the data ({first_year}-{last_year}): "
+                        f"choose another calendar in market.calendars / market.symbol_calendars")
+    return exchange_calendars.get_calendar(name, start=first, end=f"{last_year}-12-31")
+
+
+def _bound_min(name: str) -> pd.Timestamp:
+    """The first date exchange-calendars can give `name`'s sessions for."""
+    return pd.Timestamp(exchange_calendars.get_calendar(name).bound_min()).tz_localize(None)
+
+
+def require_history(calendar: str, first: pd.Timestamp) -> None:
+    """Bars before the calendar's first date cannot be put on its grid: one line, not the library's."""
+    if calendar not in ROUND_THE_CLOCK and first.tz_localize(None) < _bound_min(calendar):
+        raise DataError(f"bars from {first.date()}, but calendar {calendar} starts on {_bound_min(calendar).date()} "
+                        f"(exchange-calendars' history); set extract.years from {_bound_min(calendar).year}, or map "
+                        f"the asset to another calendar (market.calendars / market.symbol_calendars)")
 
 
 def bar_grid(calendar: str, period: pd.Timedelta, start: pd.Timestamp, end: pd.Timestamp,
@@ -55,6 +74,7 @@ def bar_grid(calendar: str, period: pd.Timedelta, start: pd.Timestamp, end: pd.T
     """Every bar of `period` that `calendar` trades with a stamp in [start, end] (UTC), as
     datetime64[us, UTC] named `timestamp`. `stamp`: the bar is stamped at its start or end."""
     start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+    require_history(calendar, start)
     if calendar in ROUND_THE_CLOCK:
         grid = _round_the_clock(calendar, period, start, end, stamp)
     else:
@@ -92,34 +112,36 @@ def _exchange_grid(calendar: str, period: pd.Timedelta, start: pd.Timestamp, end
     return bars.right if stamp == "end" else bars
 
 
-def bars_per_session(calendar: str, period: pd.Timedelta) -> int:
+def bars_per_session(calendar: str, period: pd.Timedelta, year: int = REFERENCE_YEAR) -> int:
     """The usual number of bars in one trading day (one week of sessions for daily bars): the
-    season of the seasonal baselines. Counted on the reference year's calendar (the mode, so
-    half-days do not lower it)."""
+    season of the seasonal baselines. Counted on `year`'s calendar (the data's last year: an
+    exchange's hours change, Tokyo's close moved to 15:30 in November 2024), by session (a
+    session may span midnight), the mode, so half-days do not lower it."""
     if period >= DAY:
         return 7 if calendar == "24/7" else 5
     if calendar in ROUND_THE_CLOCK:
         return DAY // period
-    zone = exchange(calendar, REFERENCE_YEAR, REFERENCE_YEAR).tz
-    local_days = _reference_grid(calendar, period).tz_convert(zone).date
-    return int(pd.Series(local_days).value_counts().mode().iloc[0])
+    grid = _year_grid(calendar, period, year)
+    opens = pd.DatetimeIndex(exchange(calendar, year - 1, year + 1).schedule["open"]).tz_convert("UTC")
+    session = opens.searchsorted(grid, side="right")
+    return int(pd.Series(session).value_counts().mode().iloc[0])
 
 
-def bars_per_year(calendar: str, period: pd.Timedelta) -> int:
-    """Bars the calendar trades in a year (the reference year): what annualises a per-bar Sharpe."""
-    return len(_reference_grid(calendar, period))
+def bars_per_year(calendar: str, period: pd.Timedelta, year: int = REFERENCE_YEAR) -> int:
+    """Bars the calendar trades in `year` (the data's last year): what annualises a per-bar Sharpe."""
+    return len(_year_grid(calendar, period, year))
 
 
-def _reference_grid(calendar: str, period: pd.Timedelta) -> pd.DatetimeIndex:
-    start = pd.Timestamp(f"{REFERENCE_YEAR}-01-01", tz="UTC")
+def _year_grid(calendar: str, period: pd.Timedelta, year: int) -> pd.DatetimeIndex:
+    start = pd.Timestamp(f"{year}-01-01", tz="UTC")
     return bar_grid(calendar, period, start, start + pd.DateOffset(years=1) - pd.Timedelta(microseconds=1))
 
 
 def session_position(timestamps: pd.DatetimeIndex, calendar: str) -> np.ndarray:
     """Where each bar's stamp lies in its exchange session: 0 at the open, 1 at the close
-    (clipped outside), from the calendar alone, so known in advance: a future covariate. In
-    hours of the exchange's own clock (09:30-16:00 New York: (hour - 9.5) / 6.5; a 13:00
-    early close shortens the day). NaN for round-the-clock calendars, which have no session."""
+    (clipped outside), from the calendar alone, so known in advance: a future covariate. The
+    time since the open over the session's length (a 13:00 early close shortens the day; a
+    session across midnight, as CME's, stays one). NaN for round-the-clock calendars."""
     ts = pd.DatetimeIndex(timestamps).tz_convert("UTC")
     if calendar in ROUND_THE_CLOCK or not len(ts):
         return np.full(len(ts), np.nan)
@@ -127,12 +149,9 @@ def session_position(timestamps: pd.DatetimeIndex, calendar: str) -> np.ndarray:
     opens = pd.DatetimeIndex(cal.schedule["open"]).tz_convert("UTC")
     closes = pd.DatetimeIndex(cal.schedule["close"]).tz_convert("UTC")
     index = np.clip(opens.searchsorted(ts, side="right") - 1, 0, len(opens) - 1)
-    open_local = opens[index].tz_convert(cal.tz)
-    length = np.asarray((closes[index] - opens[index]) / pd.Timedelta(hours=1), dtype=np.float64)
-    local = ts.tz_convert(cal.tz)
-    hours = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
-    open_hours = open_local.hour.to_numpy() + open_local.minute.to_numpy() / 60.0
-    return np.clip((hours - open_hours) / length, 0.0, 1.0)
+    elapsed = np.asarray((ts - opens[index]) / pd.Timedelta(microseconds=1), dtype=np.float64)
+    length = np.asarray((closes[index] - opens[index]) / pd.Timedelta(microseconds=1), dtype=np.float64)
+    return np.clip(elapsed / length, 0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)

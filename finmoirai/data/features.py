@@ -228,6 +228,14 @@ def check_proxies(assets: list[dict], cfg: FeaturesConfig, skipped: dict[str, st
         if cfg.market_proxy[cls] not in symbols:
             raise DataError(f"market proxy {cfg.market_proxy[cls]} of asset class {cls} was not extracted "
                             f"(assets: {', '.join(sorted(symbols))})")
+    calendars = {a["symbol"]: a.get("calendar") for a in assets}
+    for asset in assets:  # cross-asset features join on timestamps: another calendar's bars would not line up,
+        proxy = cfg.market_proxy[asset["asset_class"]]  # or (daily bars) join a close printed hours later
+        if calendars[asset["symbol"]] != calendars[proxy]:
+            raise DataError(f"asset {asset['symbol']} trades on {calendars[asset['symbol']]} but its market proxy "
+                            f"{proxy} (features.market_proxy.{asset['asset_class']}) on {calendars[proxy]}: their "
+                            f"bars do not line up; score assets of another calendar in a run of their own, or "
+                            f"leave {asset['symbol']} out of market.symbol_calendars")
 
 
 _PROXIES: dict[str, pd.DataFrame] = {}  # per process: each market proxy is read once

@@ -309,6 +309,7 @@ def _collect_symbol(lake_path: Path, symbol: str, files: list[Path], naive_timez
     return CollectedAsset(pl.concat(parts, how="vertical"), wrong_year)
 
 
+DOMINANT = 2 / 3  # a step this common is the data's frequency
 MIN_SPACINGS = 10  # fewer distinct steps between bars than this say nothing about the frequency
 
 
@@ -323,10 +324,12 @@ def typical_spacing(ts: pl.Series) -> tuple[pd.Timedelta, int, int] | None:
 
 
 def spacing_mismatch(ts: pl.Series, frequency: str) -> str | None:
-    """Why the bars do not fit their `frequency=` partition, or None: their most common step
-    is another period (a gap, a weekend or a session break is never the most common one)."""
+    """Why the bars do not fit their `frequency=` partition, or None: two thirds or more of
+    their steps are another period. A gap, a weekend or a session break is never that common;
+    nor, for long bars on an exchange, are the shorter steps around a lunch break or a close
+    (4-hour Hong Kong bars step 210 minutes over lunch, then overnight: half the steps each)."""
     found = typical_spacing(ts)
-    if found is None or found[0] == bar_period(frequency, "extract.frequency"):
+    if found is None or found[0] == bar_period(frequency, "extract.frequency") or found[1] < DOMINANT * found[2]:
         return None
     step, n, total = found
     return (f"bars are {period_label(step)} apart ({n} of {total} steps), not the partition's "

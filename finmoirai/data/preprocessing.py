@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from finmoirai import write_json, write_parquet
-from finmoirai.data.calendars import BarCalendar, asset_calendar
+from finmoirai.data.calendars import DAY, BarCalendar, asset_calendar
 from finmoirai.data.parallel import kept_assets, map_assets, require_kept, resolve_workers
 from finmoirai.errors import BadAsset, about_asset
 from finmoirai.params import MarketConfig, PreprocessConfig, SplitConfig
@@ -30,6 +30,7 @@ PRICES = ["open", "high", "low", "close"]
 OHLCV = [*PRICES, "volume"]
 MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of the std for Gaussian data
 MAX_OFF_GRID_SHARE = 0.5  # more bars than this off the grid: the feed's timestamps are wrong, not a few bars
+WARN_OFF_CALENDAR_SHARE = 0.05  # more bars than this outside the sessions: extended hours, or a wrong calendar or stamp
 STD_TOL = 1e-9  # a std this small relative to the mean is rounding noise of a constant column
 
 # What preprocess does with each kind of bad bar (and with gaps): the data-quality report
@@ -96,10 +97,11 @@ def drop_off_grid(df: pd.DataFrame, grid: pd.DatetimeIndex, bars: BarCalendar,
     outside = off_grid(df["timestamp"], grid, bars.period)
     if outside.mean() > MAX_OFF_GRID_SHARE:
         example = df["timestamp"].to_numpy()[outside.argmax()]
+        fix = ("stamp each daily bar at 00:00 UTC of its session's date" if bars.period >= DAY else
+               f"stamp each bar at its {bars.stamp} (market.bar_stamp), on the calendar's clock")
         raise BadAsset(symbol, f"{int(outside.sum())} of {len(df)} bars are off the grid of {bars.label} (e.g. "
                                f"{pd.Timestamp(example).isoformat()}; the grid's bars are at e.g. "
-                               f"{grid[0].isoformat() if len(grid) else 'none'}): stamp each bar at its "
-                               f"{bars.stamp} (market.bar_stamp), on the calendar's clock")
+                               f"{grid[0].isoformat() if len(grid) else 'none'}): {fix}")
     return df[~outside], {"off_grid": int(outside.sum())}
 
 
@@ -299,6 +301,10 @@ def clean_asset(df: pd.DataFrame, calendar: BarCalendar, cfg: PreprocessConfig,
                "rows_inserted": sum(counts[k] for k in INSERTED)}
     if rows_in - counts["rows_dropped"] + counts["rows_inserted"] != len(out):  # nothing vanishes unrecorded
         raise AssertionError(f"row accounting does not balance: {counts}")
+    if counts["off_calendar"] > WARN_OFF_CALENDAR_SHARE * rows_in:
+        logger.warning("%s: %d of %d bars are outside the sessions of %s (dropped): a feed with extended hours, or "
+                       "a wrong market.calendars / market.bar_stamp?", symbol, counts["off_calendar"], rows_in,
+                       calendar.label)
     return out[["timestamp", *OHLCV, "observed"]], counts
 
 
@@ -401,6 +407,9 @@ def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, ou
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     extracted = json.loads((in_dir / "manifest.json").read_text())
     assets = extracted["assets"]
+    unused = sorted(set(market.symbol_calendars) - {a["symbol"] for a in assets})
+    if unused:
+        logger.warning("market.symbol_calendars names symbol(s) not extracted: %s", ", ".join(unused))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)

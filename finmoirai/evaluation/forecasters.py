@@ -117,4 +117,4 @@ def season_for(series: AssetSeries, cfg: BaselinesConfig) -> int:
     if series.bars is None:
         raise ValueError(f"{series.symbol}: no baselines.season_length for asset class {series.asset_class!r} "
                          "and no trading calendar to take it from")
-    return bars_per_session(series.bars.name, series.bars.period)
+    return bars_per_session(series.bars.name, series.bars.period, series.timestamps[-1].year)

@@ -36,11 +36,12 @@ SIZINGS = ("sign", "confidence")
 
 
 def periods_per_year(series: AssetSeries) -> int:
-    """Bars a year on the asset's calendar at its bar period (a year of its calendar: 8,760
-    hourly bars 24/7, 6,264 on 24/5, 1,755 on XNYS with its half-days; 252 daily XNYS bars)."""
+    """Bars a year on the asset's calendar at its bar period, counted on the calendar of the
+    series' last year (2019: 8,760 hourly bars 24/7, 6,264 on 24/5, 1,755 on XNYS with its
+    half-days; 252 daily XNYS bars)."""
     if series.bars is None:
         raise ValueError(f"{series.symbol}: no trading calendar, so no annualisation")
-    return bars_per_year(series.bars.name, series.bars.period)
+    return bars_per_year(series.bars.name, series.bars.period, series.timestamps[-1].year)
 
 
 def filled_close(series: AssetSeries) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,13 +12,15 @@ import pytest
 
 from finmoirai.data.features import (
     asset_features,
+    check_proxies,
     compute_indicators,
     cross_asset,
     features,
     regime,
 )
 from finmoirai.data.preprocessing import apply_scaler, fit_scaler
-from finmoirai.params import FeaturesConfig, ParamsError, SplitConfig, parse_section
+from finmoirai.errors import DataError
+from finmoirai.params import FeaturesConfig, ParamsError, SplitConfig, parse_section, shipped_section
 
 INDICATORS = [
     {"name": "ema", "length": 10},
@@ -229,3 +232,15 @@ def test_regime_reuses_the_indicator_adx_without_changing_it() -> None:
     df = frame(0).set_index("timestamp")
     adx = compute_indicators(df, INDICATORS)["ADX_14"]
     pd.testing.assert_frame_equal(regime(df, SPLIT, CFG), regime(df, SPLIT, CFG, adx))
+
+
+def test_a_proxy_on_another_calendar_is_refused() -> None:
+    """Cross-asset features join the proxy on timestamps: a London stock against a New York
+    proxy would line up no hourly bar, and on daily bars would see a close printed hours later."""
+    cfg = dataclasses.replace(shipped_section(FeaturesConfig, "features"), market_proxy={"equity": "SPY"})
+    assets = [{"symbol": "SPY", "asset_class": "equity", "calendar": "XNYS"},
+              {"symbol": "VOD", "asset_class": "equity", "calendar": "XLON"}]
+    with pytest.raises(DataError, match=r"asset VOD trades on XLON but its market proxy SPY "
+                                        r"\(features.market_proxy.equity\) on XNYS: their bars do not line up"):
+        check_proxies(assets, cfg)
+    check_proxies([{**a, "calendar": "XNYS"} for a in assets], cfg)

@@ -9,7 +9,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from finmoirai.data.lake import check_lake_path, extract, lake_years, write_partitions
+from finmoirai.data.calendars import BarCalendar
+from finmoirai.data.lake import check_lake_path, extract, lake_years, spacing_mismatch, write_partitions
 from finmoirai.data.sources import (
     package_file,
     read_crypto_csv,
@@ -263,3 +264,16 @@ def test_extract_keeps_row_order_for_preprocess_to_report(tmp_path: Path) -> Non
     out = pd.read_parquet(tmp_path / "out" / "AAA.parquet")
     assert out["timestamp"].tolist() == df["timestamp"].tolist()
     assert manifest[0]["first"] == "2018-01-01T00:00:00+00:00" and manifest[0]["last"] == "2018-01-01T05:00:00+00:00"
+
+
+@pytest.mark.parametrize(("calendar", "period", "stamp"), [("XHKG", "4h", "start"), ("XTKS", "4h", "start"),
+                                                           ("XNYS", "4h", "end"), ("XLON", "4h", "end")])
+def test_long_bars_around_a_lunch_break_or_close_fit_their_partition(calendar, period, stamp) -> None:
+    """4-hour bars on an exchange step less than 4 hours over a lunch break or to a short
+    closing bar, and then overnight, each about half the steps: neither is the data's frequency."""
+    grid = BarCalendar(calendar, pd.Timedelta(period), stamp).grid(pd.Timestamp("2019-03-01", tz="UTC"),
+                                                                  pd.Timestamp("2019-06-01", tz="UTC"))
+    assert spacing_mismatch(pl.Series("timestamp", grid), period) is None
+    finer = BarCalendar(calendar, pd.Timedelta("1h")).grid(pd.Timestamp("2019-03-01", tz="UTC"),
+                                                           pd.Timestamp("2019-06-01", tz="UTC"))
+    assert spacing_mismatch(pl.Series("timestamp", finer), period).startswith("bars are 1h apart")

@@ -344,3 +344,22 @@ def test_as_utc_keeps_utc_and_converts_the_rest() -> None:
         out = as_utc(ts)
         assert str(out.dtype) == "datetime64[us, UTC]"
         assert (out == utc).all()
+
+
+def test_tokyo_lunch_break_and_end_stamped_bars_give_no_gap() -> None:
+    """XTKS 30-minute bars have no bar over the 11:30-12:30 lunch; bars stamped at their end
+    (market.bar_stamp: end) fit the end-stamped grid: nothing off the grid, off the calendar or filled."""
+    for stamp in ("start", "end"):
+        xtks = BarCalendar("XTKS", pd.Timedelta(minutes=30), stamp)
+        grid = xtks.grid(pd.Timestamp("2019-03-04", tz="UTC"), pd.Timestamp("2019-03-09", tz="UTC"))
+        local = grid.tz_convert("Asia/Tokyo")
+        assert not ((local.hour == 12) & (local.minute == 0)).any() and len(grid) == 5 * 10
+        _, counts = clean_asset(bars(grid), xtks, CFG)
+        assert counts["off_grid"] == counts["off_calendar"] == counts["gaps_filled"] == 0, (stamp, counts)
+
+
+def test_bars_before_the_calendars_history_are_one_line() -> None:
+    raw = bars(pd.date_range("1996-12-30", periods=48, freq="1h", tz="UTC"))
+    with pytest.raises(DataError, match=r"bars from 1996-12-30, but calendar XTKS starts on 1997-01-01 "
+                                        r"\(exchange-calendars' history\); set extract.years from 1997"):
+        clean_asset(raw, BarCalendar("XTKS", HOUR), CFG, "J")
