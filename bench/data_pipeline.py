@@ -18,7 +18,6 @@ Timings on a shared machine move around: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ import yaml
 
 from finmoirai.config import stage_command
 from finmoirai.data.synthetic import class_counts, market_proxy, years_covered
-from finmoirai.params import LakeConfig, SyntheticConfig, shipped_section
+from finmoirai.params.data import LakeConfig, SyntheticConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,7 +133,7 @@ def stage_params(lake: Path, cfg: SyntheticConfig, workers: int | None, batch_si
 
 def bench_size(n: int, args: argparse.Namespace, root: Path) -> dict:
     py = sys.executable
-    cfg = dataclasses.replace(shipped_section(LakeConfig, "lake").synthetic, assets=n, years=args.years,
+    cfg = LakeConfig.shipped("lake").synthetic.replace(assets=n, years=args.years,
                               seed=args.seed)
     lake, work = root / "lake", root / "work"
     work.mkdir()
@@ -177,23 +176,14 @@ def naive(work: Path) -> None:
     from finmoirai.data.calendars import asset_calendar
     from finmoirai.data.features import asset_features
     from finmoirai.data.preprocessing import clean_asset, fit_scaler
-    from finmoirai.params import (
-        ExtractConfig,
-        FeaturesConfig,
-        LakeConfig,
-        MarketConfig,
-        PreprocessConfig,
-        SplitConfig,
-        load_params,
-        section,
-    )
+    from finmoirai.params import Params
 
-    params = load_params(work / "params.yaml")
-    lake = section(params, LakeConfig, "lake")
-    split = section(params, SplitConfig, "split")
-    pcfg = section(params, PreprocessConfig, "preprocess")
-    fcfg = section(params, FeaturesConfig, "features")
-    market, frequency = section(params, MarketConfig, "market"), section(params, ExtractConfig, "extract").frequency
+    params = Params.load(work / "params.yaml")
+    lake = params.lake
+    split = params.split
+    pcfg = params.preprocess
+    fcfg = params.features
+    market, frequency = params.market, params.extract.frequency
     whole = pd.read_parquet(lake.path)  # pyarrow reads the hive partitions as columns
     whole["symbol"] = whole["symbol"].astype(str)
     whole["asset_class"] = whole["asset_class"].astype(str)

@@ -27,7 +27,7 @@ from finmoirai.evaluation.metrics import date_panels, per_asset_means
 from finmoirai.evaluation.scores import score_windows
 from finmoirai.evaluation.scoring import period_windows
 from finmoirai.evaluation.significance import geometric_skill
-from finmoirai.params import BaselinesConfig, EvaluateConfig, SplitConfig, knobs, section
+from finmoirai.params import Params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     params = yaml.safe_load(args.params.read_text())
     for assignment in args.set:
         apply_override(params, assignment)
-    experiment, split = knobs(params), section(params, SplitConfig, "split")
-    cfg, stride = section(params, BaselinesConfig, "baselines"), section(params, EvaluateConfig, "evaluate").stride
-    reference = section(params, EvaluateConfig, "evaluate").reference
+    params = Params.parse(params)
+    experiment, split = params.knobs, params.split
+    cfg, stride = params.baselines, params.evaluate.stride
+    reference = params.evaluate.reference
     windows, _ = period_windows(args.data / "features", args.data / "preprocessed", split, args.split, experiment,
                                 stride)
     fns = {reference: baseline_forecasters(cfg, experiment.context_length, experiment.prediction_length)[reference]}

@@ -7,28 +7,27 @@ the generator of `lake.source: synthetic`, with params.yaml's `lake.synthetic` a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
 from finmoirai.data.synthetic import write_synthetic_lake
-from finmoirai.params import ExtractConfig, LakeConfig, MarketConfig, shipped_section
+from finmoirai.params.data import ExtractConfig, LakeConfig, MarketConfig
 
 
 def main(argv: list[str] | None = None) -> None:
-    shipped = shipped_section(LakeConfig, "lake").synthetic
+    shipped = LakeConfig.shipped("lake").synthetic
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     for name in ("assets", "years", "start", "seed", "gap_rate", "bad_bar_rate"):
         value = getattr(shipped, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--frequency", default=shipped_section(ExtractConfig, "extract").frequency,
+    parser.add_argument("--frequency", default=ExtractConfig.shipped("extract").frequency,
                         help="bar frequency (5m, 1h, 1d, ...)")
     args = parser.parse_args(argv)
-    cfg = dataclasses.replace(shipped, assets=args.assets, start=args.start, years=args.years, seed=args.seed,
+    cfg = shipped.replace(assets=args.assets, start=args.start, years=args.years, seed=args.seed,
                               gap_rate=args.gap_rate, bad_bar_rate=args.bad_bar_rate)
     t0 = time.perf_counter()
-    summary = write_synthetic_lake(args.out, cfg, args.frequency, shipped_section(MarketConfig, "market"))
+    summary = write_synthetic_lake(args.out, cfg, args.frequency, MarketConfig.shipped("market"))
     print(f"wrote {summary['assets']} assets, {summary['rows']} rows to {args.out} in "
           f"{time.perf_counter() - t0:.1f}s; market_proxy={summary['market_proxy']} years={summary['years']}")
 

@@ -24,7 +24,6 @@ computes on. Compare the ratios within one run; the machines are shared and nois
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -35,7 +34,8 @@ import yaml
 from seeds import apply_override  # `key.sub=value` as dvc exp run -S (a sibling script)
 
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder
-from finmoirai.params import ModelConfig, PretrainConfig, knobs, section
+from finmoirai.params import Params
+from finmoirai.params.training import ModelConfig, PretrainConfig
 from finmoirai.training.loops import pretrain_loader, pretrain_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,17 +134,18 @@ def main() -> None:
     params = yaml.safe_load(args.params.read_text())
     for assignment in args.set:
         apply_override(params, assignment)
-    cfg = section(params, PretrainConfig, "pretrain")
-    print(f"pretrain.batch_size={cfg.batch_size} model.max_seq_len={params['model']['max_seq_len']} "
+    params = Params.parse(params)
+    cfg = params.pretrain
+    print(f"pretrain.batch_size={cfg.batch_size} model.max_seq_len={params.model.max_seq_len} "
           f"num_workers={cfg.num_workers} threads={cfg.threads} steps={args.steps}")
     print(f"{'module':8} {'patch':>5} {'tokens/step':>11} {'full tok/s':>10} {'bare tok/s':>10} {'full/bare':>9} "
           f"{'step s':>7}  " + " ".join(f"{p:>10}" for p in PHASES))
     for name in args.modules:
-        model_cfg = section(params, ModelConfig, "model")
+        model_cfg = params.model
         if name == "small":
-            model_cfg = dataclasses.replace(model_cfg, **SMALL)
+            model_cfg = model_cfg.replace(**SMALL)
         for patch in args.patch_sizes:
-            experiment = dataclasses.replace(knobs(params), patch_size=patch)
+            experiment = params.knobs.replace(patch_size=patch)
             builder = IterativeFinancialDatasetBuilder(args.datasets).for_target(experiment.target)
             r = measure(builder, experiment, model_cfg, cfg, args.steps, args.warmup)
             shares = " ".join(f"{100 * r['shares'][p]:9.1f}%" for p in PHASES)

@@ -1,34 +1,58 @@
 """The `finmoirai` command line (`[project.scripts]`).
 
 `finmoirai check` validates params.yaml and the lake paths it names, in about a second and
-without running a stage. `make repro` runs it before `dvc repro`: DVC checks a stage's
-dependencies before the stage's own code runs, so a `lake.path` that does not exist would
-otherwise reach the user as DVC's errno line, not as the one line naming `lake.path`.
+without running a stage, and checks that params.yaml is the composition of conf/ (which
+`dvc exp run` would write); `finmoirai check model=small trainer=gpu` validates what
+`dvc exp run -S model=small -S trainer=gpu` would run, without writing anything. `make repro`
+runs it before `dvc repro`: DVC reads params.yaml and checks a stage's dependencies before the
+stage's own code runs, so an unquoted date or a `lake.path` that does not exist would
+otherwise reach the user as DVC's line, not as the one line naming the key.
+`finmoirai compose [override ...]` writes params.yaml from conf/ (`make params`), and
+`finmoirai schema` prints params.yaml's JSON Schema (params.schema.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
+import tempfile
 from pathlib import Path
 
-import yaml
-
+from finmoirai.composition import check_composed, compose, write_params
 from finmoirai.config import validate_params
 from finmoirai.data.lake import check_lake_path
-from finmoirai.params import DEMO_LAKE, load_params
+from finmoirai.params import Params
+from finmoirai.params.base import load_yaml
+from finmoirai.params.data import DEMO_LAKE
 from finmoirai.runtime import run_stage
 
 logger = logging.getLogger(__name__)
 
 
-def check(params_path: str | Path = "params.yaml") -> list[str]:
-    """Validate every section of `params_path` and the lakes it points at; returns what was
-    checked, one line each. The demo folder is not checked: the lake stage writes it."""
-    params = load_params(params_path)
+def check(params_path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = (),
+          root: Path | None = None) -> list[str]:
+    """Validate every section of `params_path` and the lakes it points at, and that it is the
+    composition of `root`/conf/; with `overrides`, validate their composition instead. Returns
+    what was checked, one line each. The demo folder is not checked: the lake stage writes it.
+    `root` is the repository (default: the working directory, as for `dvc`)."""
+    root = Path.cwd() if root is None else root
+    if overrides:
+        with tempfile.TemporaryDirectory() as tmp:
+            composed = Path(tmp) / "params.yaml"
+            composed.write_text(compose(root, overrides))
+            params = load_yaml(composed)
+        source = f"conf/ with {' '.join(overrides)}"
+    else:
+        params = load_yaml(params_path)
+        source = str(params_path)
     parsed = validate_params(params)
-    lake, evaluate = parsed["lake"], parsed["evaluate"]
-    done = [f"{params_path}: {len(params)} top-level keys valid"]
+    done = [f"{source}: {len(params)} top-level keys valid"]
+    if not overrides and Path(params_path).resolve() == (root / "params.yaml").resolve():
+        check_composed(root, Path(params_path))
+        done.append("params.yaml: the composition of conf/ (what dvc exp run writes)")
+    lake, evaluate = parsed.lake, parsed.evaluate
     lakes = {"lake.path": lake.path, "evaluate.lake_path": evaluate.lake_path}
     for param, path in lakes.items():
         if param == "evaluate.lake_path" and Path(path).resolve() == Path(lake.path).resolve():
@@ -41,39 +65,28 @@ def check(params_path: str | Path = "params.yaml") -> list[str]:
     return done
 
 
-def overrides(path: str | Path) -> list[str]:
-    """A partial params file (such as conf/data/daily.yaml) as `dvc exp run` arguments: one
-    `-S key=value` per leaf, values in YAML flow style without spaces, strings quoted (so that a
-    date stays a string), for a shell to split on spaces."""
-    def leaves(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
-        out = []
-        for key, value in tree.items():
-            name = f"{prefix}{key}"
-            out += leaves(value, f"{name}.") if isinstance(value, dict) else [(name, value)]
-        return out
-
-    args = []
-    for name, value in leaves(yaml.safe_load(Path(path).read_text()) or {}):
-        text = yaml.safe_dump(value, default_flow_style=True, default_style="'" if isinstance(value, str) else None,
-                              width=10**6).strip().removesuffix("...").strip().replace(", ", ",")
-        if " " in text:
-            raise ValueError(f"{path}: {name}: {text} has a space; a shell would split it")
-        args += ["-S", f"{name}={text}"]
-    return args
+def params_schema() -> str:
+    """The JSON Schema of params.yaml (every key, its type, no unknown keys), as committed in
+    params.schema.json for editors (README "Configuration")."""
+    return json.dumps(Params.model_json_schema(), indent=2) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="finmoirai", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    checker = commands.add_parser("check", help="validate params.yaml and its lake paths, run nothing")
+    checker = commands.add_parser("check", help="validate params.yaml (or conf/ with overrides) and its lake paths")
     checker.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
-    lister = commands.add_parser("overrides", help="a partial params file as `dvc exp run -S` arguments")
-    lister.add_argument("file", help="e.g. conf/data/daily.yaml")
+    checker.add_argument("overrides", nargs="*", help="Hydra overrides as dvc exp run -S takes them (model=small)")
+    commands.add_parser("schema", help="print the JSON Schema of params.yaml (params.schema.json)")
+    composer = commands.add_parser("compose", help="write params.yaml from conf/, as dvc exp run does")
+    composer.add_argument("overrides", nargs="*", help="Hydra overrides as dvc exp run -S takes them (data=daily)")
     args = parser.parse_args(argv)
     if args.command == "check":
-        run_stage("check", lambda: print("\n".join(check(args.params))))
-    if args.command == "overrides":
-        run_stage("overrides", lambda: print(" ".join(overrides(args.file))))
+        run_stage("check", lambda: print("\n".join(check(args.params, args.overrides))))
+    if args.command == "schema":
+        run_stage("schema", lambda: sys.stdout.write(params_schema()))
+    if args.command == "compose":
+        run_stage("compose", lambda: print(f"{write_params(Path.cwd(), args.overrides)}: composed from conf/"))
 
 
 if __name__ == "__main__":

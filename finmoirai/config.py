@@ -1,20 +1,21 @@
-"""The whole of params.yaml, checked at the start of every stage.
+"""The whole of params.yaml, checked at the start of every stage, and what a stage starts with.
 
-Each stage parses only its own sections to run, but validates all of them first (a fraction
-of a second), so a typo in `evaluate.*` fails in the first stage that runs, not after
-pre-training, and so do the rules that tie sections together: the context/horizon ratio,
-the token budget of one window, the scaler/target pairing and the market proxies.
+Each stage reads the `Params` object (finmoirai/params) and uses its own sections, but the whole
+file is validated first (about a second), so a typo in `evaluate.*` fails in the first stage
+that runs, not after pre-training. `Params` carries the rules within and across sections; this
+module adds the two that need the data model: one window's tokens count the covariates the
+features stage writes for the indicator list, and the seasonal baselines' lookback counts a
+trading day of bars on each asset class's calendar. This check changes no output, so it is not
+a dependency of any stage (tests/test_dependencies.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import yaml
@@ -23,112 +24,22 @@ from finmoirai import setup_logging
 from finmoirai.atomic import clear_stale, is_rank_zero
 from finmoirai.data.calendars import DAY, bars_per_session
 from finmoirai.data.features import covariate_sets
-from finmoirai.data.targets import CALENDAR_COLUMNS
-from finmoirai.params import (
-    DEMO_LAKE,
-    BaselinesConfig,
-    BuildConfig,
-    EvaluateConfig,
-    ExtractConfig,
-    FeaturesConfig,
-    FinetuneConfig,
-    Knobs,
-    LakeConfig,
-    MarketConfig,
-    ModelConfig,
-    ParamsError,
-    PreprocessConfig,
-    PretrainConfig,
-    SplitConfig,
-    knobs,
-    load_params,
-    require,
-    section,
-    tokens_per_window,
-)
+from finmoirai.data.targets import num_variates
+from finmoirai.params import Params
+from finmoirai.params.base import load_yaml, require
+from finmoirai.params.training import check_token_budget
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = {"lake": LakeConfig, "market": MarketConfig, "extract": ExtractConfig, "split": SplitConfig,
-            "preprocess": PreprocessConfig, "features": FeaturesConfig, "build": BuildConfig, "model": ModelConfig,
-            "pretrain": PretrainConfig, "finetune": FinetuneConfig, "baselines": BaselinesConfig,
-            "evaluate": EvaluateConfig}
-TOP_LEVEL = ("seed", "patch_size", "context_length", "prediction_length", "target", "calendar", "min_context_ratio")
 
-
-def check_context_ratio(experiment: Knobs, min_ratio: float) -> None:
-    """The design rule: the model sees at least `min_ratio` horizons of history."""
-    ratio = experiment.context_length / experiment.prediction_length
-    if ratio < min_ratio:
-        need = math.ceil(min_ratio * experiment.prediction_length)
-        raise ParamsError(
-            f"params context_length={experiment.context_length}, prediction_length={experiment.prediction_length}: "
-            f"the context is {ratio:.1f}x the horizon, the rule is >= {min_ratio:g}x (min_context_ratio); set "
-            f"context_length >= {need}, or prediction_length <= {int(experiment.context_length // min_ratio)}, or "
-            f"lower min_context_ratio to accept it")
-
-
-def check_token_budget(experiment: Knobs, variates: int, max_seq_len: int) -> None:
-    """One window (every variate, context + horizon, in patches) must fit the model's sequence."""
-    tokens = tokens_per_window(experiment.context_length, experiment.prediction_length, experiment.patch_size, variates)
-    if tokens > max_seq_len:
-        patches = tokens // variates
-        raise ParamsError(
-            f"params context_length={experiment.context_length}, prediction_length={experiment.prediction_length}, "
-            f"patch_size={experiment.patch_size}: a window is {variates} variates x {patches} patches = {tokens} "
-            f"tokens > model.max_seq_len {max_seq_len}; raise patch_size or model.max_seq_len, shorten the context, "
-            f"or use fewer features.indicators")
-
-
-def validate_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Parse every section and check the cross-section rules; returns the parsed sections
-    (and `knobs` for the top-level knobs). Raises ParamsError naming the parameter on the first problem."""
-    unknown = sorted(set(params) - set(SECTIONS) - set(TOP_LEVEL))
-    require(not unknown, f"params.yaml: unknown top-level key(s) {', '.join(unknown)}; "
-                         f"known: {', '.join([*TOP_LEVEL, *SECTIONS])}")
-    parsed: dict[str, Any] = {"knobs": knobs(params)}
-    parsed |= {name: section(params, cls, name) for name, cls in SECTIONS.items()}
-    experiment, model = parsed["knobs"], parsed["model"]
-    min_ratio = params.get("min_context_ratio")
-    require(isinstance(min_ratio, (int, float)) and not isinstance(min_ratio, bool) and min_ratio > 0,
-            f"param min_context_ratio: must be a positive number, got {min_ratio!r}")
-    check_context_ratio(experiment, float(min_ratio))
-    require(model.scaler == "std" or experiment.target == "log_return",
-            f"param model.scaler: {model.scaler} needs target log_return (a price level scaled by its own root "
-            f"mean square would hide every move); set model.scaler: std or target: log_return")
-    proxies = parsed["features"].market_proxy
-    missing = [c for c in parsed["extract"].asset_classes if c not in proxies]
-    require(not missing, f"param features.market_proxy: no proxy for asset class(es) {', '.join(missing)} "
-                         f"of extract.asset_classes")
-    share = parsed["pretrain"].synthetic_share
-    require(not share or parsed["build"].synthetic_assets > 0,
-            f"param pretrain.synthetic_share: {share} draws from a synthetic corpus, but build.synthetic_assets is 0; "
-            f"set build.synthetic_assets > 0, or synthetic_share: null")
-    check_evaluation(parsed)
-    check_frequency(parsed)
-    covariates = covariate_sets(parsed["features"])[experiment.target]
-    variates = 1 + len(covariates) + (len(CALENDAR_COLUMNS) if experiment.calendar else 0)
-    check_token_budget(experiment, variates, model.max_seq_len)
-    return parsed
-
-
-def check_evaluation(parsed: dict[str, Any]) -> None:
-    """The rules that tie evaluate to the baselines, the lake and the asset classes."""
-    cfg, base, lake, classes = parsed["evaluate"], parsed["baselines"], parsed["lake"], parsed["extract"].asset_classes
-    require(cfg.reference in base.models,
-            f"param evaluate.reference: {cfg.reference!r} must be one of baselines.models {base.models}")
-    missing = [c for c in [*classes, *cfg.asset_classes] if c not in cfg.transaction_cost_bps]
-    require(not missing, f"param evaluate.transaction_cost_bps: no cost for asset class(es) {', '.join(missing)}")
-    require(cfg.lake_path != DEMO_LAKE or lake.path == DEMO_LAKE,
-            f"param evaluate.lake_path: {DEMO_LAKE} is the demo lake's folder, but lake.path is {lake.path}; to score "
-            f"the pipeline's own data set evaluate.lake_path: {lake.path}")
-    require(not cfg.market_proxy or cfg.scores_other_lake(lake),
-            f"param evaluate.market_proxy: {cfg.market_proxy} names the proxies of another lake, but evaluate scores "
-            f"the pipeline's own data (evaluate.lake_path is lake.path, no selection), whose proxies are "
-            f"features.market_proxy; leave it {{}}")
-    require(cfg.split == "test" or not cfg.scores_other_lake(lake),
-            "param evaluate.split: 'val' scores this repo's validation period; with another evaluate.lake_path, or "
-            "evaluate.symbols/asset_classes/years/test_start, use test")
+def validate_params(raw: dict) -> Params:
+    """`raw` (params.yaml as loaded) as Params, checked whole: every section, the rules across
+    them, and the rules against the data model. Raises ParamsError naming the key."""
+    params = Params.parse(raw)
+    check_frequency(params)
+    covariates = covariate_sets(params.features)[params.target]
+    check_token_budget(params.knobs, num_variates(len(covariates), params.calendar), params.model.max_seq_len)
+    return params
 
 
 # Moirai's patch sizes by bar frequency (Woo et al. 2024; uni2ts's DefaultPatchSizeConstraints,
@@ -145,14 +56,14 @@ def recommended_patch_sizes(period: pd.Timedelta) -> tuple[str, tuple[int, int]]
     raise AssertionError(period)
 
 
-def check_frequency(parsed: dict[str, Any]) -> list[str]:
+def check_frequency(params: Params) -> list[str]:
     """What the window params mean at the bar frequency: every asset class has a calendar, the
     seasonal baselines' lookback holds two seasons (one trading day of bars each), and
     `patch_size` is within Moirai's sizes for the frequency. Returns the warnings it logged: a
     context shorter than one trading day, a patch size outside the recommended range."""
-    experiment, extract, market, base = parsed["knobs"], parsed["extract"], parsed["market"], parsed["baselines"]
+    experiment, extract, market, base = params.knobs, params.extract, params.market, params.baselines
     period, year, warnings = extract.period, max(extract.years), []
-    classes = list(dict.fromkeys([*extract.asset_classes, *parsed["evaluate"].asset_classes]))
+    classes = list(dict.fromkeys([*extract.asset_classes, *params.evaluate.asset_classes]))
     missing = [c for c in classes if c not in market.calendars]
     require(not missing, f"param market.calendars: no calendar for asset class(es) {', '.join(missing)} of "
                          f"extract.asset_classes / evaluate.asset_classes")
@@ -197,8 +108,8 @@ def stage_command(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
 
 def declared_outputs(dvc_yaml: str | Path = "dvc.yaml") -> list[Path]:
     """Every path a stage of dvc.yaml writes: its outs, metrics and plots, and the paths on its
-    command line (a stage stages whole folders such as dvclive/pretrain, whose DVC output is
-    only the plots/ inside)."""
+    command line (evaluate stages whole folders such as plots/ and dvclive/evaluate, whose DVC
+    outputs are folders inside them; training writes dvclive/pretrain as it runs)."""
     stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
     entries = [e for s in stages.values() for kind in ("outs", "metrics", "plots") for e in s.get(kind, [])]
     arguments = [a for s in stages.values() for a in shlex.split(s["cmd"])[2:]]
@@ -207,27 +118,29 @@ def declared_outputs(dvc_yaml: str | Path = "dvc.yaml") -> list[Path]:
 
 
 def sweep_stale_outputs(dvc_yaml: str | Path = "dvc.yaml") -> None:
-    """Remove the staging copies that killed stages left beside any output of the pipeline.
-    A stage's own run removes its leftovers, but after a kill `dvc repro` may restore that
-    stage from its cache without running it; so every stage (and `make repro`) sweeps them all.
+    """Remove the sibling staging copies (`.name.partial`, `.name.old`) that killed stages left
+    beside any output of the pipeline. Stages stage inside one of their DVC outputs
+    (finmoirai/atomic.py), which `dvc repro` removes before it reruns or restores a stage, so
+    they leave no such sibling; this only cleans what an older version of the project left, or
+    the fallback layout of an output on another filesystem than its stage's staging folder.
     Only global rank 0: the other ranks of a training run must not touch rank 0's staging."""
     if Path(dvc_yaml).is_file() and is_rank_zero():
         for path in declared_outputs(dvc_yaml):
             clear_stale(path)
 
 
-def stage_params(stage: str, path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Start of a stage: logging, the whole params.yaml validated, the stage's own params
-    logged as resolved. Returns the raw params for the stage to parse its sections."""
+def stage_params(stage: str, path: str | Path = "params.yaml") -> Params:
+    """Start of a stage: logging, the whole params.yaml validated once, the stage's own params
+    (as dvc.yaml declares them) logged as resolved. Returns the Params the stage runs with."""
     setup_logging()
-    params = load_params(path)
-    validate_params(params)  # a ParamsError: run_stage prints its one line
+    raw = load_yaml(path)
+    params = validate_params(raw)  # a ParamsError: run_stage prints its one line
     sweep_stale_outputs()
-    names = declared_params(stage) if Path("dvc.yaml").is_file() else sorted(params)
+    names = declared_params(stage) if Path("dvc.yaml").is_file() else sorted(raw)
     mine = {}
     for name in names:
         head, _, rest = name.partition(".")
-        value = params.get(head)
+        value = raw.get(head)
         for part in rest.split(".") if rest else []:
             value = value.get(part) if isinstance(value, dict) else None
         mine[name] = value

@@ -16,16 +16,15 @@ if __name__ == "__main__":
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.evaluation.scoring import baselines  # noqa: E402
-from finmoirai.params import BaselinesConfig, EvaluateConfig, SplitConfig, knobs, section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     features_dir, preprocessed, out = stage_paths(argv, "features", "preprocessed", "out")
     params = stage_params("baselines")
-    stride = section(params, EvaluateConfig, "evaluate").stride
+    stride = params.evaluate.stride
     with atomic_outputs(out) as (staged,):
-        baselines(knobs(params), section(params, BaselinesConfig, "baselines"), stride,
-                  section(params, SplitConfig, "split"), features_dir, preprocessed, staged)
+        baselines(params.knobs, params.baselines, stride,
+                  params.split, features_dir, preprocessed, staged)
 
 
 if __name__ == "__main__":

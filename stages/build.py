@@ -15,24 +15,15 @@ if __name__ == "__main__":
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.corpus import build  # noqa: E402
-from finmoirai.params import (  # noqa: E402
-    BuildConfig,
-    FeaturesConfig,
-    LakeConfig,
-    MarketConfig,
-    PreprocessConfig,
-    SplitConfig,
-    section,
-)
 
 
 def main(argv: list[str] | None = None) -> None:
     features_dir, out = stage_paths(argv, "features", "out")
     params = stage_params("build")
     with atomic_outputs(out) as (staged,):
-        build(features_dir, staged, section(params, SplitConfig, "split"), section(params, BuildConfig, "build"),
-              section(params, LakeConfig, "lake").synthetic, section(params, PreprocessConfig, "preprocess"),
-              section(params, FeaturesConfig, "features"), section(params, MarketConfig, "market"))
+        build(features_dir, staged, params.split, params.build,
+              params.lake.synthetic, params.preprocess,
+              params.features, params.market)
 
 
 if __name__ == "__main__":

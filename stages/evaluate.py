@@ -14,7 +14,7 @@ if __name__ == "__main__":
 
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
-from finmoirai.evaluation.run import Sections, evaluate  # noqa: E402
+from finmoirai.evaluation.run import evaluate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     params = stage_params("evaluate")
     models = {"moirai": finetuned, "zero_shot": pretrained}
     with atomic_outputs(metrics, plots, live, merge=(metrics,)) as staged:
-        evaluate(Sections.from_params(params), features_dir, preprocessed, baselines, models, *staged)
+        evaluate(params, features_dir, preprocessed, baselines, models, *staged)
 
 
 if __name__ == "__main__":

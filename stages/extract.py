@@ -14,15 +14,14 @@ if __name__ == "__main__":
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.lake import extract  # noqa: E402
-from finmoirai.params import ExtractConfig, LakeConfig, section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     (out,) = stage_paths(argv, "out")
     params = stage_params("extract")
-    lake = section(params, LakeConfig, "lake")
+    lake = params.lake
     with atomic_outputs(out) as (staged,):
-        extract(lake.path, section(params, ExtractConfig, "extract"), staged, strict=lake.strict,
+        extract(lake.path, params.extract, staged, strict=lake.strict,
                 naive_timezone=lake.naive_timezone)
 
 

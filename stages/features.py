@@ -14,15 +14,14 @@ if __name__ == "__main__":
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.features import features  # noqa: E402
-from finmoirai.params import FeaturesConfig, PreprocessConfig, SplitConfig, section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     preprocessed, out = stage_paths(argv, "preprocessed", "out")
     params = stage_params("features")
-    on_bad_asset = section(params, PreprocessConfig, "preprocess").on_bad_asset
+    on_bad_asset = params.preprocess.on_bad_asset
     with atomic_outputs(out) as (staged,):
-        features(preprocessed, section(params, SplitConfig, "split"), section(params, FeaturesConfig, "features"),
+        features(preprocessed, params.split, params.features,
                  staged, on_bad_asset)
 
 

@@ -15,15 +15,14 @@ if __name__ == "__main__":
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.sources import write_lake  # noqa: E402
-from finmoirai.params import ExtractConfig, LakeConfig, MarketConfig, section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     (out,) = stage_paths(argv, "out")
     params = stage_params("lake")
-    cfg, extract = section(params, LakeConfig, "lake"), section(params, ExtractConfig, "extract")
+    cfg, extract = params.lake, params.extract
     with atomic_outputs(out) as (staged,):
-        write_lake(cfg, staged, extract.frequency, section(params, MarketConfig, "market"), final=out)
+        write_lake(cfg, staged, extract.frequency, params.market, final=out)
 
 
 if __name__ == "__main__":

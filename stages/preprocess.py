@@ -15,15 +15,14 @@ if __name__ == "__main__":
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.preprocessing import preprocess  # noqa: E402
-from finmoirai.params import MarketConfig, PreprocessConfig, SplitConfig, section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     extracted, out, metrics = stage_paths(argv, "extracted", "out", "metrics")
     params = stage_params("preprocess")
     with atomic_outputs(out, metrics) as (staged, staged_metrics):
-        preprocess(extracted, section(params, SplitConfig, "split"), section(params, PreprocessConfig, "preprocess"),
-                   staged, section(params, MarketConfig, "market"), metrics_path=staged_metrics)
+        preprocess(extracted, params.split, params.preprocess,
+                   staged, params.market, metrics_path=staged_metrics)
 
 
 if __name__ == "__main__":

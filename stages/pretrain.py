@@ -15,18 +15,19 @@ from finmoirai import write_json  # noqa: E402
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder  # noqa: E402
-from finmoirai.params import ModelConfig, PretrainConfig, knobs, section  # noqa: E402
 from finmoirai.training.loops import pretrain  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     datasets, out, live, metrics = stage_paths(argv, "datasets", "out", "live", "metrics")
     params = stage_params("pretrain")
-    experiment = knobs(params)
+    experiment = params.knobs
     builder = IterativeFinancialDatasetBuilder(datasets).for_target(experiment.target)
-    model_cfg, cfg = section(params, ModelConfig, "model"), section(params, PretrainConfig, "pretrain")
-    with atomic_outputs(out, live, metrics) as (staged, staged_live, staged_metrics):
-        result = pretrain(builder, experiment, model_cfg, cfg, staged, staged_live)
+    model_cfg, cfg = params.model, params.pretrain
+    # The model and metrics appear complete or not at all; the live folder (dvclive's plots, the
+    # TensorBoard events) is written as training runs, to be watched (finmoirai/training/loops.py).
+    with atomic_outputs(out, metrics) as (staged, staged_metrics):
+        result = pretrain(builder, experiment, model_cfg, cfg, staged, live)
         if result is not None:  # None on every process but rank 0 of a multi-device run
             write_json(staged_metrics, result)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ from finmoirai.data.calendars import BarCalendar
 from finmoirai.data.lake import write_partitions
 from finmoirai.data.targets import log_returns
 from finmoirai.evaluation.series import AssetSeries
-from finmoirai.params import LakeConfig, MarketConfig, PreprocessConfig, SyntheticConfig, shipped_section
+from finmoirai.params.data import LakeConfig, MarketConfig, PreprocessConfig, SyntheticConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_STAGES = ("lake", "extract", "preprocess", "features", "build")
@@ -55,12 +54,12 @@ def run_small_data_stages(work: Path, env: dict[str, str] | None = None) -> Path
 
 def synthetic_config(**overrides) -> SyntheticConfig:
     """The shipped `lake.synthetic` generator settings with `overrides`."""
-    return dataclasses.replace(shipped_section(LakeConfig, "lake").synthetic, **overrides)
+    return LakeConfig.shipped("lake").synthetic.replace(**overrides)
 
 
 def preprocess_config(**overrides) -> PreprocessConfig:
     """The shipped `preprocess` section with `overrides`."""
-    return shipped_section(PreprocessConfig, "preprocess", **overrides)
+    return PreprocessConfig.shipped("preprocess", **overrides)
 
 COVARIATES = ["open", "rsi_14", "regime_volatile"]
 RETURN_COVARIATES = ["open_rel", "rsi_14", "regime_volatile"]
@@ -121,4 +120,4 @@ def write_hourly_lake(out: Path, symbols: dict[str, str], start: str, end: str, 
     return Path(out)
 
 
-MARKET = shipped_section(MarketConfig, "market")  # the shipped calendars: crypto 24/7, fx 24/5, equity XNYS
+MARKET = MarketConfig.shipped("market")  # the shipped calendars: crypto 24/7, fx 24/5, equity XNYS

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from finmoirai.cli import check, overrides
+from finmoirai.cli import check
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,6 +17,7 @@ def test_check_passes_the_shipped_params_and_names_each_lake(tmp_path: Path, mon
     monkeypatch.chdir(REPO)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert check() == [f"params.yaml: {len(params)} top-level keys valid",
+                       "params.yaml: the composition of conf/ (what dvc exp run writes)",
                        "lake.path: data/lake, written by the lake stage (lake.source: demo)"]
     other = tmp_path / "other"
     (other / "asset_class=crypto").mkdir(parents=True)
@@ -36,23 +37,3 @@ def test_a_bad_param_is_one_line_and_exit_status_1(tmp_path: Path) -> None:
     assert result.returncode == 1 and result.stderr == (
         "error: param extract.frequency: '1M' is not a bar frequency; write a count and a unit, one of m, min, h, d "
         "(e.g. 5m, 1h, 1d)\n")
-
-
-def test_overrides_of_the_daily_demo_are_valid_params(tmp_path: Path) -> None:
-    """`make daily` passes `finmoirai overrides conf/data/daily.yaml` to `dvc exp run`: every
-    key exists in params.yaml, dates stay strings, and params.yaml with them set passes check."""
-    args = overrides(REPO / "conf/data/daily.yaml")
-    assert args[::2] == ["-S"] * (len(args) // 2) and "-S" not in args[1::2]
-    pairs = dict(a.split("=", 1) for a in args[1::2])
-    assert pairs["extract.frequency"] == "'1d'" and pairs["split.train_end"] == "'2016-01-01'"
-    assert pairs["extract.asset_classes"] == "[equity]" and not any(" " in v for v in pairs.values())
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for key, text in pairs.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for name in parents:
-            node = node[name]
-        assert leaf in node, key
-        node[leaf] = yaml.safe_load(text)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    assert check(tmp_path / "params.yaml")[0].endswith("top-level keys valid")

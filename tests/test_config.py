@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from finmoirai.config import declared_params, validate_params
-from finmoirai.params import ParamsError, load_params
+from finmoirai.params.base import ParamsError, load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = load_params(REPO / "params.yaml")
+SHIPPED = load_yaml(REPO / "params.yaml")
 
 
 def changed(**changes) -> dict:
@@ -32,8 +32,8 @@ def changed(**changes) -> dict:
 
 def test_the_shipped_params_are_valid() -> None:
     parsed = validate_params(SHIPPED)
-    assert parsed["knobs"].context_length >= 5 * parsed["knobs"].prediction_length
-    assert parsed["evaluate"].threads == parsed["pretrain"].threads == 2
+    assert parsed.knobs.context_length >= 5 * parsed.knobs.prediction_length
+    assert parsed.evaluate.threads == parsed.pretrain.threads == 2
 
 
 def test_context_shorter_than_five_horizons_names_the_numbers_and_the_way_out() -> None:
@@ -55,7 +55,7 @@ def test_a_window_over_the_token_budget_names_the_tokens() -> None:
 def test_a_typo_anywhere_fails_in_any_stage() -> None:
     with pytest.raises(ParamsError, match=r"baselines.models: unknown \['arima'\]"):
         validate_params(changed(baselines__models=["rw_ewma", "arima"]))
-    with pytest.raises(ParamsError, match="unknown top-level key.*patchsize"):
+    with pytest.raises(ParamsError, match="unknown top-level key patchsize"):
         validate_params(changed(patchsize=64))
     with pytest.raises(ParamsError, match="model.scaler: zero_mean needs target log_return"):
         validate_params(changed(target="level"))
@@ -90,8 +90,9 @@ def test_a_bad_param_stops_the_first_stage_with_one_line(tmp_path) -> None:
 
 
 def test_every_stage_sweeps_what_killed_stages_left(tmp_path, monkeypatch):
-    """After a kill, `dvc repro` may restore the killed stage from its cache without running it;
-    the next stage that runs (or `make repro`) removes the staging copies of every stage."""
+    """Sibling staging copies (an older version's layout, or finmoirai/atomic.py's fallback for an
+    output on another filesystem) are outside every DVC output, so a restore from the run cache
+    keeps them; the next stage that runs removes those of every stage."""
     import shutil
 
     from finmoirai.config import sweep_stale_outputs
@@ -165,3 +166,16 @@ def test_patch_ranges_are_uni2ts_defaults() -> None:
     assert recommended_patch_sizes(pd.Timedelta(hours=1))[1] == table["H"]
     assert recommended_patch_sizes(pd.Timedelta(hours=4))[1] == table["H"]
     assert recommended_patch_sizes(pd.Timedelta(days=1))[1] == table["D"]
+
+
+def test_a_misspelt_key_is_named_with_the_key_it_meant() -> None:
+    """A typo is both an unknown key and a missing one: the line names the typo and its likely
+    key, not the gap it left."""
+    typo = changed()
+    typo["pretrain"]["max_step"] = typo["pretrain"].pop("max_steps")
+    with pytest.raises(ParamsError, match=r"^param pretrain: unknown key max_step \(a typo of max_steps\?\); known: "):
+        validate_params(typo)
+    with pytest.raises(ParamsError, match=r"^param split\.val_end is missing$"):
+        validate_params({**changed(), "split": {"train_end": "2019-01-01"}})
+    with pytest.raises(ParamsError, match=r"^param model\.dropout: expected a number, got '0\.1'$"):
+        validate_params(changed(model__dropout="0.1"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -60,9 +62,13 @@ def repo(tmp_path_factory) -> Path:
     return tiny_repo(tmp_path_factory.mktemp("repo"), TINY)
 
 
-def tiny_repo(dest: Path, *overrides: dict) -> Path:
-    """A copy of the tracked files at `dest` with params.yaml overridden by each of `overrides`
-    in turn, committed to a git repository of its own."""
+def tiny_repo(dest: Path, *overrides: dict, groups: dict[str, str] | None = None) -> Path:
+    """A copy of the tracked files at `dest`, committed to a git repository of its own, whose
+    conf/ composes the shipped configuration with `groups` chosen (e.g. {"data": "daily"}) and
+    then each of `overrides` in turn (conf/tiny.yaml, last in the defaults list); params.yaml is
+    that composition, so `dvc repro` and every `dvc exp run` (which composes) see the same."""
+    from finmoirai.composition import write_params
+
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     for rel in filter(None, tracked.split("\0")):
         if rel == "dvc.lock" or not (REPO / rel).exists():
@@ -70,10 +76,17 @@ def tiny_repo(dest: Path, *overrides: dict) -> Path:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, target)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
+    tiny: dict = {}
     for override in overrides:
-        params = _merge(params, override)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        tiny = _merge(tiny, copy.deepcopy(override))
+    (dest / "conf" / "tiny.yaml").write_text("# @package _global_\n" + yaml.safe_dump(tiny, sort_keys=False))
+    config = (dest / "conf" / "config.yaml").read_text()
+    for group, choice in (groups or {}).items():
+        config, found = re.subn(rf"^(  - {group}: )\S+", rf"\g<1>{choice}", config, flags=re.M)
+        assert found == 1, group
+    head, defaults, rest = re.match(r"(.*?^defaults:\n)((?:  - [^\n]*\n)+)(.*)", config, re.S | re.M).groups()
+    (dest / "conf" / "config.yaml").write_text(f"{head}{defaults}  - tiny\n{rest}")
+    write_params(dest)
     for cmd in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "config", "user.email", "test@example.com"],
@@ -131,81 +144,100 @@ def test_second_repro_does_nothing(repo):
     assert "up to date" in status.lower(), status
 
 
-# What an interrupted stage may leave: for each stage, its DVC outputs (dvc.yaml), and the
-# staged sibling (finmoirai/atomic.py) whose appearance means the stage is writing them. For
-# pretrain, a dvclive metrics file in the staged folder means training is past its first step.
+# What an interrupted stage may leave: for each stage, its DVC outputs (dvc.yaml), the folder
+# whose files mean the stage is writing them, and the output it writes as it runs instead of
+# staging it (None: all are staged). build stages its datasets inside data/datasets/.partial/
+# (finmoirai/atomic.py); pretrain stages its model and metrics inside models/pretrained/.partial/,
+# and is past its first training step once dvclive has written a curve into its live folder.
 INTERRUPTED = {
-    "build": (("data/datasets",), "data/.datasets.partial", "*"),
+    "build": (("data/datasets",), "data/datasets", ".partial", None),  # the staging folder: the block has begun
     "pretrain": (("models/pretrained", "dvclive/pretrain/plots", "metrics/pretrain.json"),
-                 "dvclive/.pretrain.partial", "*.tsv"),
+                 "dvclive/pretrain/plots", "*.tsv", "dvclive/pretrain/plots"),
 }
-STAGED_ROOTS = ("data", "models", "dvclive", "metrics")
-SWEEP = "from finmoirai.config import sweep_stale_outputs; sweep_stale_outputs()"
 
 
 def _digest(path: Path) -> dict[str, str] | None:
-    """Every file under `path` (or `path` itself) by relative name -> sha256; None when absent."""
+    """Every file under `path` (or `path` itself) by relative name -> sha256, its staging folder
+    (`.partial/`) left out; None when there is nothing else."""
     if not path.exists():
         return None
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
+                                                 and ".partial" not in p.relative_to(path).parts)
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files} or None
 
 
 def _leftovers(repo: Path) -> list[str]:
-    return sorted(str(p.relative_to(repo)) for root in STAGED_ROOTS for pattern in (".*.partial", ".*.old")
-                  for p in (repo / root).rglob(pattern))
+    """Staging and superseded copies anywhere in the workspace: a `.partial/` inside an output,
+    or a `.name.partial` / `.name.old` beside one (finmoirai/atomic.py's fallback layout)."""
+    return sorted(str(p.relative_to(repo)) for top in repo.iterdir() if top.name not in (".git", ".dvc")
+                  for p in (top, *(top.rglob("*") if top.is_dir() else ())) if p.name.endswith((".partial", ".old")))
+
+
+def _interrupt_stage(repo: Path, stage: str, sig: signal.Signals, writing: str, started_glob: str,
+                     log: Path) -> int:
+    """Run `dvc repro -f -s stage`, send `sig` to dvc and the stage once `writing` has a
+    `started_glob` entry (the stage is inside its atomic block), and return dvc's exit code."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    with log.open("w") as sink:
+        proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=repo, env=env,
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not any((repo / writing).rglob(started_glob)):  # the stage is writing its outputs
+            assert proc.poll() is None, (f"`dvc repro -f -s {stage}` ended ({proc.returncode}) before it could be "
+                                         f"interrupted while writing {writing}:\n{log.read_text()[-4000:]}")
+            assert time.monotonic() < deadline, f"{writing} never appeared:\n{log.read_text()[-4000:]}"
+            time.sleep(0.02)
+        assert proc.poll() is None, f"{stage} finished before the signal:\n{log.read_text()[-4000:]}"
+        os.killpg(proc.pid, sig)  # dvc and the stage, as Ctrl-C in a terminal does
+        return proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 @pytest.mark.parametrize("stage", list(INTERRUPTED))
 def test_interrupted_stage_then_repro_gives_the_same_outputs(repo, tmp_path, stage, sig):
     """Ctrl-C (SIGINT) or a kill -9 of `dvc repro` while a stage writes its outputs leaves no
-    half-written output, and the next `dvc repro` gives back exactly the uninterrupted run's
-    outputs and lock, with nothing staged left behind."""
-    outs, staged, started_glob = INTERRUPTED[stage]
+    half-written output, and the next plain `dvc repro`, which restores the stage from its run
+    cache without running any of our code, gives back exactly the uninterrupted run's outputs
+    and lock, with nothing staged left behind: a killed run's staging folder was inside an
+    output, which DVC removes before it restores one."""
+    outs, writing, started_glob, live = INTERRUPTED[stage]
     lock = (repo / "dvc.lock").read_text()
     reference = {out: _digest(repo / out) for out in outs}
     assert all(reference.values()), reference
     before = set(_leftovers(repo))  # none, unless an earlier test failed: each test checks its own
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    for _attempt in range(3):  # again when the signal came after the stage had ended (DVC ignores SIGINT while
+        code = _interrupt_stage(repo, stage, sig, writing, started_glob, tmp_path / "interrupted.log")  # it waits)
+        if code != 0:
+            break
     log = tmp_path / "interrupted.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=repo, env=env,
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not any((repo / staged).rglob(started_glob)):  # the stage is writing its outputs
-            assert proc.poll() is None, (f"`dvc repro -f -s {stage}` ended ({proc.returncode}) before it could be "
-                                         f"interrupted while writing {staged}:\n{log.read_text()[-4000:]}")
-            assert time.monotonic() < deadline, f"{staged} never appeared:\n{log.read_text()[-4000:]}"
-            time.sleep(0.05)
-        assert proc.poll() is None, f"{stage} finished before the signal:\n{log.read_text()[-4000:]}"
-        os.killpg(proc.pid, sig)  # dvc and the stage, as Ctrl-C in a terminal does
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     output = log.read_text()
     interrupted = {out: _digest(repo / out) for out in outs}
     interrupted_lock = (repo / "dvc.lock").read_text()
     interrupted_left = sorted(set(_leftovers(repo)) - before)
-    _run(["dvc", "repro"], repo)  # before any assertion, so that a failure leaves the workspace restored
+    repro = _run(["dvc", "repro"], repo)  # before any assertion, so that a failure leaves the workspace restored
 
     assert code != 0, output[-4000:]
     if sig == signal.SIGINT:
         assert not interrupted_left, interrupted_left  # a caught interrupt removes what it staged
+    else:  # killed: what it staged is inside an output of the stage
+        assert interrupted_left and all(any(f"{left}/".startswith(f"{out}/") for out in outs)
+                                        for left in interrupted_left), interrupted_left
     for path, expected in reference.items():  # DVC removed the outputs first: absent, never half-written
-        assert interrupted[path] in (None, expected), path
+        if path == live:  # but the live log, written as the stage runs, shows the curves so far
+            assert interrupted[path], path
+        else:
+            assert interrupted[path] in (None, expected), path
+    assert f"Stage '{stage}' is cached - skipping run" in repro, repro[-4000:]  # restored, our code not run
     assert interrupted_lock == lock
     assert (repo / "dvc.lock").read_text() == lock
     assert {out: _digest(repo / out) for out in outs} == reference
     left = sorted(set(_leftovers(repo)) - before)
-    if left:  # killed: `dvc repro` restored the stage from its cache, so none of our code ran
-        assert not _run(["git", "status", "--porcelain", "--ignored=no", "--", *left], repo).strip(), left
-        _run([sys.executable, "-c", SWEEP], repo)  # what `make repro` runs first, and every stage at its start
-    left = sorted(set(_leftovers(repo)) - before)
-    assert not left, f"{left} left behind (after the interrupt: {interrupted_left})"
+    assert not left, f"{left} left behind by a plain `dvc repro` (after the interrupt: {interrupted_left})"
     status = _run(["dvc", "status"], repo)
     assert "up to date" in status.lower(), status
     if sig == signal.SIGINT:  # last: the outputs matter more than the message
@@ -242,7 +274,7 @@ def _leaves(tree) -> int:
 
 
 def test_patch_size_experiment_reruns_only_model_stages(repo):
-    out = _run(["dvc", "exp", "run", "-S", "patch_size=32"], repo)
+    out = _run(["dvc", "exp", "run", "-S", "patch_size=64"], repo)
     assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
     assert math.isfinite(_metrics(repo)["moirai"]["crps"])
 
@@ -310,10 +342,21 @@ def test_model_knobs_never_rerun_the_baselines(repo):
     assert (repo / "data" / "baselines" / "test.parquet").read_bytes() == before
 
 
-def test_queued_sweep_runs_every_experiment(repo):
-    """`dvc exp run --queue` with a two-value sweep, then `dvc queue start`: both run."""
-    out = _run(["dvc", "exp", "run", "--queue", "-S", "seed=1,2"], repo)
-    assert out.count("Queued experiment") == 2, out
+def _queue_logs(out: str, repo: Path) -> dict[str, str]:
+    """Each queued experiment's name (from `dvc exp run --queue`'s output) and its run's log."""
+    names = re.findall(r"Queued experiment '([^']+)'", out)
+    return {name: _run(["dvc", "queue", "logs", name], repo) for name in names}
+
+
+def test_queued_sweep_and_group_switch_run_exactly_their_stages(repo):
+    """`dvc exp run --queue -S 'seed=range(1,4)'` (a Hydra sweep: three experiments) and
+    `-S model=small -S trainer=cpu` (two groups switched; the model is the small one's width
+    with the tiny test depth), then `dvc queue start`: every experiment runs, and each reruns
+    exactly the stages its params touch (a seed or a model group: training and evaluate)."""
+    seeds = _run(["dvc", "exp", "run", "--queue", "-S", "seed=range(1,4)"], repo)
+    assert seeds.count("Queued experiment") == 3, seeds
+    groups = _run(["dvc", "exp", "run", "--queue", "-S", "model=small", "-S", "trainer=cpu"], repo)
+    assert groups.count("Queued experiment") == 1, groups
     _run(["dvc", "queue", "start"], repo)
     deadline = time.monotonic() + 1500
     while time.monotonic() < deadline:
@@ -321,11 +364,32 @@ def test_queued_sweep_runs_every_experiment(repo):
         if not any(word in status for word in ("Queued", "Running")):
             break
         time.sleep(5)
-    assert status.count("Success") == 2, status
+    assert status.count("Success") == 4, status
+    for name, log in {**_queue_logs(seeds, repo), **_queue_logs(groups, repo)}.items():
+        assert _ran(log) == {"pretrain", "finetune", "evaluate"}, (name, log[-3000:])
     rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], repo))))
-    seeds = {r["seed"]: r for r in rows if r["Experiment"]}
-    for seed in ("1", "2"):
-        assert math.isfinite(float(seeds[seed]["test.skill"])), seeds.get(seed)
+    runs = {(r["seed"], r["model.d_model"]): r for r in rows if r["Experiment"]}
+    for key in (("1", "64"), ("2", "64"), ("3", "64"), ("42", "384")):
+        assert math.isfinite(float(runs[key]["test.skill"])), (key, sorted(runs))
+
+
+def test_repro_reads_params_yaml_as_it_is(repo):
+    """`dvc repro` does not compose: a hand edit of params.yaml runs as written (here only
+    evaluate reruns), and `finmoirai check` names the key the next `dvc exp run` would drop."""
+    from finmoirai.composition import check_composed, write_params
+    from finmoirai.params.base import ParamsError
+
+    write_params(repo)  # the composition of the tiny conf/, after the experiments before
+    _run(["dvc", "repro"], repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["evaluate"]["num_samples"] = 30
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run(["dvc", "repro"], repo)
+    assert _ran(out) == {"evaluate"}, out
+    assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["num_samples"] == 30
+    with pytest.raises(ParamsError, match=r"evaluate\.num_samples is 30, but conf/ composes 20"):
+        check_composed(repo)
+    write_params(repo)
 
 
 def test_target_and_calendar_knobs_rerun_only_the_model_stages(repo):
@@ -347,18 +411,19 @@ def test_evaluate_on_another_lake_without_retraining(repo):
     assert "| moirai |" in (repo / "metrics" / "report.md").read_text()
 
 
+# Every `dvc exp run` composes params.yaml from conf/ afresh, so a test repeats the overrides it builds on.
+OTHER_LAKE = ["-S", "evaluate.lake_path=other_lake", "-S", "evaluate.years=[2022,2023]", "-S",
+              "evaluate.test_start=2023-01-01", "-S", "evaluate.symbols=[BTC,ETH]", "-S",
+              "evaluate.asset_classes=[crypto]"]
+
+
 def test_evaluate_on_a_lake_of_other_years_reruns_only_evaluate(repo):
     """A lake of 2022-2023 bars (the model saw 2018-2019): its own years and test start, its
     scalers fitted on its bars before that start, and nothing but evaluate reruns."""
     from tests.helpers import write_hourly_lake
 
     write_hourly_lake(repo / "other_lake", {"BTC": "crypto", "ETH": "crypto"}, "2022-11-01", "2023-02-01")
-    out = _run(
-        ["dvc", "exp", "run", "-S", "evaluate.lake_path=other_lake", "-S", "evaluate.years=[2022,2023]",
-         "-S", "evaluate.test_start=2023-01-01", "-S", "evaluate.symbols=[BTC,ETH]",
-         "-S", "evaluate.asset_classes=[crypto]"],
-        repo,
-    )
+    out = _run(["dvc", "exp", "run", *OTHER_LAKE], repo)
     assert _ran(out) == {"evaluate"}, out
     metrics = _metrics(repo)
     assert metrics["test"]["windows"] == 8, metrics  # 2 assets x origins 1464, 1704, 1944, 2184 (stride 240)
@@ -380,16 +445,13 @@ def test_an_edited_file_of_the_other_lake_reruns_evaluate(repo):
     (path,) = (repo / "other_lake").glob("asset_class=crypto/frequency=*/symbol=BTC/year=2023/*.parquet")
     frame = pl.read_parquet(path)
     frame.head(frame.height - 300).write_parquet(path)
-    out = _run(["dvc", "exp", "run"], repo)
+    out = _run(["dvc", "exp", "run", *OTHER_LAKE], repo)
     assert _ran(out) == {"evaluate"}, out
     assert _metrics(repo)["test"]["windows"] == before - 2  # BTC keeps origins 1464 and 1704
 
 
 def test_validation_period_is_scored_by_evaluate_alone(repo):
-    # last: the lake tests before it score another lake, which only has a test period
-    out = _run(["dvc", "exp", "run", "-S", "evaluate.split=val", "-S", "evaluate.lake_path=data/lake", "-S",
-                "evaluate.symbols=[]", "-S", "evaluate.asset_classes=[]", "-S", "evaluate.years=[]",
-                "-S", "evaluate.test_start=null"], repo)
+    out = _run(["dvc", "exp", "run", "-S", "evaluate.split=val"], repo)
     assert _ran(out) == {"evaluate"}, out
     metrics = _metrics(repo)
     assert metrics["scored"] == "val" and metrics["val"]["windows"] > 0 and math.isfinite(metrics["val"]["skill"])
@@ -400,7 +462,7 @@ def test_validation_period_is_scored_by_evaluate_alone(repo):
 def test_plots_show_and_diff_draw_every_plot_with_a_subset_of_baselines(repo):
     """dvc.yaml's plots follow baselines.models: with two baselines, `dvc plots show` and
     `dvc plots diff` against the committed run draw every declared plot from data."""
-    out = _run(["dvc", "exp", "run", "-S", "evaluate.split=test", "-S", "baselines.models=[random_walk,garch_t]"], repo)
+    out = _run(["dvc", "exp", "run", "-S", "baselines.models=[random_walk,garch_t]"], repo)
     assert {"baselines", "evaluate"} <= _ran(out), out
     declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
     names = [next(iter(p)) for p in declared]

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from tests.test_e2e import REPO, TINY, _merge, _run, tiny_repo
+from tests.test_e2e import TINY, _merge, _run, tiny_repo
 
 pytestmark = pytest.mark.e2e
 
-# Each lake's params on top of the tiny model and training of tests/test_e2e.py.
-DAILY = _merge(yaml.safe_load((REPO / "conf/data/daily.yaml").read_text()), {
+# Each lake's params on top of the tiny model and training of tests/test_e2e.py (the daily demo:
+# its data group, conf/data/daily.yaml, then these).
+DAILY = {
     "patch_size": 16, "context_length": 64, "prediction_length": 12,
     "extract": {"symbols": ["SPY", "AAPL", "GSPC"]},
     "evaluate": {"stride": 20},
-})
+}
 FIVE_MINUTE = {
     "lake": {"source": "synthetic", "synthetic": {"assets": 3, "start": "2018-01-01", "years": 1,
                                                   "class_mix": {"crypto": 1.0, "fx": 0.0, "equity": 0.0}}},
@@ -55,7 +55,7 @@ def test_repro_through_evaluate_on_another_lake(tmp_path: Path, lake: str) -> No
     """Each lake runs every stage and gives finite skill on validation and test, a quality
     report, and datasets whose freq is the lake's bar frequency."""
     overrides, freq, assets = LAKES[lake]
-    repo = tiny_repo(tmp_path / "repo", _tiny(overrides))
+    repo = tiny_repo(tmp_path / "repo", _tiny(overrides), groups={"data": "daily"} if lake == "daily" else None)
     _run(["dvc", "repro"], repo)
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     for period in ("val", "test"):

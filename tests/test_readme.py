@@ -97,11 +97,16 @@ def params_keys(params: dict, prefix: str = "") -> set[str]:
 
 def test_every_param_the_readme_sets_exists() -> None:
     keys = params_keys(yaml.safe_load((REPO / "params.yaml").read_text()))
-    named = set()
+    groups = {p.name for p in (REPO / "conf").iterdir() if p.is_dir()}
+    named, chosen = set(), set()
     for text in code_texts(README):
-        named |= set(re.findall(r"(?:-S|--set)\s+'?([\w.]+)=(?!value\b)", text))  # key=value: a placeholder
+        for plus, key, value in re.findall(r"(?:-S|--set)\s+'?(\+?)([\w.]+)=(?!value\b)([\w.]*)", text):
+            # key=value is a placeholder; +key=value adds a key to a mapping param (Hydra), which must exist
+            (chosen.add((key, value)) if key in groups else named.add(key.rpartition(".")[0] if plus else key))
     assert named, "the README shows no -S/--set: the pattern above is broken"
     assert named <= keys, f"README sets params that params.yaml lacks: {sorted(named - keys)}"
+    missing = sorted(f"{g}={o}" for g, o in chosen if o and not (REPO / "conf" / g / f"{o}.yaml").is_file())
+    assert chosen and not missing, f"README chooses conf/ group options that do not exist: {missing}"
 
 
 def bench_commands() -> list[tuple[str, list[str]]]:

@@ -49,7 +49,9 @@ from uni2ts.data.indexer import HuggingFaceDatasetIndexer
 from finmoirai.data.calendars import BarCalendar, manifest_calendar
 from finmoirai.data.targets import CALENDAR_COLUMNS, TARGET_COLUMNS, calendar_features
 from finmoirai.errors import DataError
-from finmoirai.params import TARGETS, SplitConfig, require
+from finmoirai.params.base import require
+from finmoirai.params.data import SplitConfig
+from finmoirai.params.training import TARGETS, check_target
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +292,7 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
     # ------------------------------------------------------------------- load
     def for_target(self, target: str) -> IterativeFinancialDatasetBuilder:
         """The builder that loads the datasets of one target representation."""
-        require(target in TARGETS, f"param target: {target!r} is not one of {', '.join(TARGETS)}")
+        check_target(target)
         return IterativeFinancialDatasetBuilder(self.storage_path / target, batch_size=self.batch_size)
 
     def manifest(self) -> dict[str, Any]:

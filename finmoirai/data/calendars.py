@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from finmoirai.errors import DataError
-from finmoirai.params import MarketConfig, bar_period, period_label
+from finmoirai.params.data import MarketConfig, bar_period, period_label
 
 DAY = pd.Timedelta(days=1)
 ROUND_THE_CLOCK = ("24/7", "24/5")
@@ -56,9 +56,12 @@ def exchange(name: str, first_year: int, last_year: int) -> exchange_calendars.E
     return exchange_calendars.get_calendar(name, start=first, end=f"{last_year}-12-31")
 
 
+@functools.lru_cache(maxsize=64)
 def _bound_min(name: str) -> pd.Timestamp:
-    """The first date exchange-calendars can give `name`'s sessions for."""
-    return pd.Timestamp(exchange_calendars.get_calendar(name).bound_min()).tz_localize(None)
+    """The first date exchange-calendars can give `name`'s sessions for (its class's bound;
+    asked of a one-month calendar: the library's default instance builds 20 years, 0.5 s)."""
+    bound = exchange_calendars.get_calendar(name, start="2024-01-01", end="2024-01-31").bound_min()
+    return pd.Timestamp.min if bound is None else pd.Timestamp(bound).tz_localize(None)
 
 
 def require_history(calendar: str, first: pd.Timestamp) -> None:

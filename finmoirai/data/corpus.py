@@ -9,7 +9,6 @@ split; validation and test stay real-only.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -20,15 +19,15 @@ from finmoirai.atomic import scratch_dir
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder
 from finmoirai.data.features import features_from_lake
 from finmoirai.data.synthetic import write_synthetic_lake
-from finmoirai.params import (
+from finmoirai.params.data import (
     BuildConfig,
     ExtractConfig,
-    FeaturesConfig,
     MarketConfig,
     PreprocessConfig,
     SplitConfig,
     SyntheticConfig,
 )
+from finmoirai.params.features import FeaturesConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +40,10 @@ def training_features(work: Path, generator: SyntheticConfig, split: SplitConfig
     split.train_end), computed by the real extract -> preprocess -> features code under `work`.
     Returns the features directory; its assets have training rows only."""
     start = split.train_end_ts - pd.DateOffset(years=generator.years)
-    generator = dataclasses.replace(generator, start=str(start.date()))
+    generator = generator.replace(start=str(start.date()))
     info = write_synthetic_lake(work / "lake", generator, frequency, market)
-    selection = ExtractConfig(list(info["classes"]), frequency, info["years"], [])
-    synthetic_features = dataclasses.replace(features_cfg, market_proxy=info["market_proxy"])
+    selection = ExtractConfig(asset_classes=list(info["classes"]), frequency=frequency, years=info["years"], symbols=[])
+    synthetic_features = features_cfg.replace(market_proxy=info["market_proxy"])
     manifest = features_from_lake(work / "lake", selection, split, preprocess_cfg, synthetic_features, work,
                                   market=market, strict=True, naive_timezone=None)  # its own lake: well formed, UTC
     logger.info("synthetic training corpus: %d assets, %d rows, %s .. %s", info["assets"], info["rows"],
@@ -85,7 +84,7 @@ def build(features_dir: Path, out_dir: Path, split: SplitConfig, cfg: BuildConfi
     if cfg.synthetic_assets == 0:
         return builder.build_dataset(features_dir, split)
     with scratch_dir(out_dir.parent / ".build-synthetic") as work:  # a killed run's is removed first
-        generator = dataclasses.replace(generator, assets=cfg.synthetic_assets, years=cfg.synthetic_years,
+        generator = generator.replace(assets=cfg.synthetic_assets, years=cfg.synthetic_years,
                                         seed=cfg.synthetic_seed)
         frequency = json.loads((features_dir / "manifest.json").read_text())["assets"][0]["frequency"]
         extra = training_features(work / "work", generator, split, preprocess_cfg, features_cfg, frequency, market)

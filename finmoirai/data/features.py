@@ -26,15 +26,9 @@ from finmoirai.data.parallel import kept_assets, map_assets, require_kept, resol
 from finmoirai.data.preprocessing import apply_scaler, preprocess, safe_std
 from finmoirai.data.targets import log_returns
 from finmoirai.errors import BadAsset, DataError, about_asset
-from finmoirai.params import (
-    ExtractConfig,
-    FeaturesConfig,
-    MarketConfig,
-    ParamsError,
-    PreprocessConfig,
-    SplitConfig,
-    indicator_kwargs,
-)
+from finmoirai.params.base import ParamsError
+from finmoirai.params.data import ExtractConfig, MarketConfig, PreprocessConfig, SplitConfig
+from finmoirai.params.features import FeaturesConfig, indicator_kwargs
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import polars as pl
 from tqdm import tqdm
 
 from finmoirai.errors import DataError, first_line
-from finmoirai.params import DEMO_LAKE, ExtractConfig, bar_period, period_label
+from finmoirai.params.data import DEMO_LAKE, ExtractConfig, bar_period, period_label
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from finmoirai import write_json, write_parquet
 from finmoirai.data.calendars import DAY, BarCalendar, asset_calendar
 from finmoirai.data.parallel import kept_assets, map_assets, require_kept, resolve_workers
 from finmoirai.errors import BadAsset, about_asset
-from finmoirai.params import MarketConfig, PreprocessConfig, SplitConfig
+from finmoirai.params.data import MarketConfig, PreprocessConfig, SplitConfig
 
 logger = logging.getLogger(__name__)
 

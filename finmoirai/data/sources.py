@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from finmoirai.data.lake import COLUMNS, OHLCV, write_partitions
 from finmoirai.data.synthetic import write_synthetic_lake
-from finmoirai.params import LakeConfig, MarketConfig
+from finmoirai.params.data import LakeConfig, MarketConfig
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,12 @@ RETURN_SCALE = 100.0  # log returns are stored and modelled in percent
 CALENDAR_COLUMNS = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "session_pos")
 
 
+def num_variates(covariates: int, calendar: bool) -> int:
+    """The variates of one window: the target, its past covariates, and the known-future
+    calendar covariates when `calendar` is on."""
+    return 1 + covariates + (len(CALENDAR_COLUMNS) if calendar else 0)
+
+
 def log_returns(close: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Percent log return of every bar; NaN on unobserved (filled) bars and on the first bar.
 

@@ -16,7 +16,7 @@ from uni2ts.model.moirai import MoiraiForecast, MoiraiModule
 from finmoirai.data.calendars import bars_per_session
 from finmoirai.evaluation import baselines
 from finmoirai.evaluation.series import AssetSeries
-from finmoirai.params import BaselinesConfig, EvaluateConfig
+from finmoirai.params.evaluation import BaselinesConfig, EvaluateConfig
 
 
 def moirai_samples(

@@ -19,7 +19,7 @@ import pandas as pd
 from finmoirai.errors import DataError
 from finmoirai.evaluation import scores, significance, trading
 from finmoirai.evaluation.series import Windows
-from finmoirai.params import BASELINES, EvaluateConfig
+from finmoirai.params.evaluation import BASELINES, EvaluateConfig
 
 BUY_AND_HOLD = "buy_and_hold"
 

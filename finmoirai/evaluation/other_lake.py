@@ -11,7 +11,6 @@ window itself, so the scalers only set the units. The floor is the training floo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -22,15 +21,10 @@ from finmoirai.data.features import features_from_lake
 from finmoirai.data.lake import lake_years, list_assets
 from finmoirai.data.preprocessing import TooFewTrainingRows
 from finmoirai.evaluation.series import origins_for
-from finmoirai.params import (
-    EvaluateConfig,
-    ExtractConfig,
-    FeaturesConfig,
-    MarketConfig,
-    ParamsError,
-    PreprocessConfig,
-    SplitConfig,
-)
+from finmoirai.params.base import ParamsError
+from finmoirai.params.data import ExtractConfig, MarketConfig, PreprocessConfig, SplitConfig
+from finmoirai.params.evaluation import EvaluateConfig
+from finmoirai.params.features import FeaturesConfig
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +34,7 @@ TEST_HINT = "set evaluate.test_start earlier or evaluate.years to include later 
 
 def other_lake_selection(extract_cfg: ExtractConfig, cfg: EvaluateConfig) -> ExtractConfig:
     """extract's selection with evaluate's own years, symbols and asset classes where they are set."""
-    return dataclasses.replace(
-        extract_cfg,
+    return extract_cfg.replace(
         years=cfg.years or extract_cfg.years,
         symbols=cfg.symbols or extract_cfg.symbols,
         asset_classes=cfg.asset_classes or extract_cfg.asset_classes,
@@ -51,7 +44,7 @@ def other_lake_selection(extract_cfg: ExtractConfig, cfg: EvaluateConfig) -> Ext
 def other_lake_features(features_cfg: FeaturesConfig, cfg: EvaluateConfig) -> FeaturesConfig:
     """The features recipe the models were trained with, on the other lake's proxy symbols
     (`evaluate.market_proxy`, for a vendor that names bitcoin BTCUSD where training said BTC)."""
-    return dataclasses.replace(features_cfg, market_proxy={**features_cfg.market_proxy, **cfg.market_proxy})
+    return features_cfg.replace(market_proxy={**features_cfg.market_proxy, **cfg.market_proxy})
 
 
 def lake_features_for_scoring(lake: Path, selection: ExtractConfig, test_start: str, preprocess_cfg: PreprocessConfig,

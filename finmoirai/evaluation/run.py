@@ -18,10 +18,8 @@ test start on, without retraining.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import typing
 from pathlib import Path
 
 import numpy as np
@@ -52,49 +50,16 @@ from finmoirai.evaluation.scoring import (
     windows_between,
 )
 from finmoirai.evaluation.series import Windows
-from finmoirai.params import (
-    BaselinesConfig,
-    EvaluateConfig,
-    ExtractConfig,
-    FeaturesConfig,
-    Knobs,
-    LakeConfig,
-    MarketConfig,
-    PreprocessConfig,
-    SplitConfig,
-    knobs,
-    section,
-)
+from finmoirai.params import Params
 from finmoirai.training.module import load_module
 
 logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class Sections:
-    """The params evaluate reads: its own section, the baselines', the knobs and the split, and
-    (for another lake) the data stages' sections it reruns there."""
-
-    experiment: Knobs
-    evaluate: EvaluateConfig
-    baselines: BaselinesConfig
-    split: SplitConfig
-    lake: LakeConfig
-    extract: ExtractConfig
-    preprocess: PreprocessConfig
-    features: FeaturesConfig
-    market: MarketConfig
-
-    @classmethod
-    def from_params(cls, params: dict) -> Sections:
-        hints = typing.get_type_hints(cls)
-        return cls(knobs(params), *(section(params, hints[f.name], f.name) for f in dataclasses.fields(cls)[1:]))
-
-
-def score_moirai(windows: list[Windows], modules: dict, params: Sections,
+def score_moirai(windows: list[Windows], modules: dict, params: Params,
                  keep: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
     """The trained models' rows of the score table (asset n's paths drawn with the top-level seed + n)."""
-    experiment = params.experiment
+    experiment = params.knobs
     fns = moirai_forecasters(modules, experiment.context_length, experiment.prediction_length, experiment.patch_size,
                              params.evaluate, experiment.calendar)
     table, kept, seconds = score_windows(windows, fns, experiment.seed, experiment.context_length,
@@ -113,10 +78,10 @@ def one_per_class_first(windows: list[Windows]) -> list[Windows]:
     return first + rest
 
 
-def scored_data(params: Sections, features_dir: Path, work: Path) -> tuple[Path, Path, pd.Timestamp]:
+def scored_data(params: Params, features_dir: Path, work: Path) -> tuple[Path, Path, pd.Timestamp]:
     """(features dir, preprocessed dir, scored-period start) of another lake run through the
     data stages into `work`, with a warm-up split ending at `evaluate.test_start`."""
-    cfg, split, experiment = params.evaluate, params.split, params.experiment
+    cfg, split, experiment = params.evaluate, params.split, params.knobs
     selection = other_lake_selection(params.extract, cfg)
     logger.info("evaluating on lake %s (%s)", cfg.lake_path, selection)
     lake = Path(cfg.lake_path)
@@ -133,21 +98,21 @@ def scored_data(params: Sections, features_dir: Path, work: Path) -> tuple[Path,
     return work / "features", work / "preprocessed", start
 
 
-def other_lake_windows(params: Sections, features_dir: Path, covariates: list[str],
+def other_lake_windows(params: Params, features_dir: Path, covariates: list[str],
                        work: Path) -> tuple[list[Windows], list[str], dict, pd.Timestamp]:
     """Windows, skipped assets, data quality and test start of another lake."""
     scored_features, scored_preprocessed, start = scored_data(params, features_dir, work)
     quality = json.loads((scored_preprocessed / "quality_report.json").read_text())
-    windows, skipped = windows_between(scored_features, scored_preprocessed, start, None, params.experiment,
+    windows, skipped = windows_between(scored_features, scored_preprocessed, start, None, params.knobs,
                                        params.evaluate.stride, covariates)
     return windows, skipped, quality, start
 
 
-def validation_headline(params: Sections, features_dir: Path, preprocessed_dir: Path, baselines_dir: Path,
+def validation_headline(params: Params, features_dir: Path, preprocessed_dir: Path, baselines_dir: Path,
                         covariates: list[str], modules: dict) -> dict:
     """Moirai's skill vs the reference on the validation period (the same windows rule), so
     that `dvc exp show` puts the period recipes are chosen on beside the test period."""
-    cfg, experiment = params.evaluate, params.experiment
+    cfg, experiment = params.evaluate, params.knobs
     windows, _ = period_windows(features_dir, preprocessed_dir, params.split, "val", experiment, cfg.stride,
                                 covariates)
     moirai, _ = score_moirai(windows, {"moirai": modules["moirai"]}, params)
@@ -180,16 +145,16 @@ def log_to_dvclive(head: dict, result: dict, live_dir: Path) -> None:
         live.log_plot("pit", pit, x="pit", y=models, title="PIT histogram (counts)")
 
 
-def evaluate(params: Sections, features_dir: Path, preprocessed_dir: Path, baselines_dir: Path,
+def evaluate(params: Params, features_dir: Path, preprocessed_dir: Path, baselines_dir: Path,
              models: dict[str, Path], metrics_dir: Path, plots_dir: Path, live_dir: Path) -> dict:
     """Forecast, score and write everything; returns the headline metrics."""
-    experiment, cfg, split = params.experiment, params.evaluate, params.split
+    experiment, cfg, split = params.knobs, params.evaluate, params.split
     torch.set_num_threads(cfg.threads)
     modules = {name: load_module(str(path)).eval() for name, path in models.items()}
     covariates = json.loads((features_dir / "manifest.json").read_text())[TARGET_COLUMNS[experiment.target][1]]
     other = cfg.scores_other_lake(params.lake)
     if other:
-        with scratch_dir(features_dir.parent / ".evaluate-scratch") as tmp:  # a killed run's is removed first
+        with scratch_dir(plots_dir.parent / ".evaluate-scratch") as tmp:  # beside the staged plots: inside an output
             windows, skipped, quality, start = other_lake_windows(params, features_dir, covariates, tmp)
         stored = score_baselines(windows, params.baselines, experiment, cfg.stride)
     else:

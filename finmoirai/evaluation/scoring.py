@@ -15,7 +15,9 @@ from finmoirai.errors import DataError
 from finmoirai.evaluation.forecasters import baseline_forecasters
 from finmoirai.evaluation.scores import score_windows
 from finmoirai.evaluation.series import Windows, load_series, plan_windows
-from finmoirai.params import BaselinesConfig, Knobs, SplitConfig
+from finmoirai.params.data import SplitConfig
+from finmoirai.params.evaluation import BaselinesConfig
+from finmoirai.params.training import Knobs
 
 logger = logging.getLogger(__name__)
 

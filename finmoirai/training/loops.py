@@ -1,5 +1,5 @@
 """Pre-training and fine-tuning loops: uni2ts's tasks on this project's datasets, driven by
-Lightning and logged by dvclive.
+Lightning and logged by dvclive and TensorBoard.
 
 The heavy lifting is uni2ts's: `MoiraiPretrain` (masked-encoder pre-training with random
 crops, mask ratios and variate subsampling) and `MoiraiFinetune` (fixed context/horizon
@@ -7,6 +7,15 @@ windows), their transformation maps, `PackCollate`/`PadCollate` and their NLL lo
 to more hardware is a params change: `accelerator`, `devices`, `num_nodes` go straight to the
 Lightning Trainer. The datasets of the `target` representation are used
 (`data/datasets/<target>/`).
+
+Monitoring: both loggers write while training runs, straight into the stage's live folder (not
+staged: only the model and the metrics file are, finmoirai/atomic.py). dvclive writes
+`<live>/plots/metrics/{train,val}/*.tsv` (the DVC output `dvclive/pretrain/plots`, drawn by
+`dvc plots show`) after every logged step; TensorBoard writes event files into
+`<live>/tensorboard/` (git-ignored, not a DVC output: `tensorboard --logdir dvclive`), flushed
+after every logged step. Loggers only read the logged values: they draw no random numbers, so
+the weights and metrics are the same bytes with or without them, and neither opens a network
+connection (dvclive's Studio upload needs a token this project never sets).
 """
 
 from __future__ import annotations
@@ -16,26 +25,34 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from dvclive.lightning import DVCLiveLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from uni2ts.data.loader import DataLoader, PackCollate, PadCollate
 
+from finmoirai.atomic import is_rank_zero, remove
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder
-from finmoirai.params import (
+from finmoirai.params.training import (
     FinetuneConfig,
     Knobs,
     ModelConfig,
     PretrainConfig,
     TrainerConfig,
-    require,
+    check_scaler_target,
     tokens_per_window,
 )
-from finmoirai.training.module import SCALER_FILE, check_window_fits, load_module, new_module, num_variates, scaler_name
+from finmoirai.training.module import (
+    SCALER_FILE,
+    check_window_fits,
+    load_module,
+    manifest_variates,
+    new_module,
+    scaler_name,
+)
 from finmoirai.training.tasks import FinancialMoiraiFinetune, FinancialMoiraiPretrain
 
 logger = logging.getLogger(__name__)
@@ -51,6 +68,7 @@ NLL_KEY = "PackedNLLLoss"
 # suffixes the epoch aggregate with `_epoch`, which is what early stopping must watch.
 VAL_NLL = f"val/{NLL_KEY}_epoch"
 NLL_METRICS = ("train_nll", "val_nll", "best_val_nll")
+TENSORBOARD = "tensorboard"  # in the live folder, beside dvclive's plots/ (the DVC output)
 
 
 class BestWeights(L.Callback):
@@ -93,8 +111,19 @@ def _seq_collate(model: L.LightningModule, max_len: int, pack: bool):
     return cls(max_length=max_len, seq_fields=model.seq_fields, pad_func_map=model.pad_func_map)
 
 
+def training_loggers(live_dir: Path) -> list[Logger]:
+    """dvclive's logger (first, so it is trainer.logger) and TensorBoard's, both writing into
+    `live_dir` as training runs. Each run starts both afresh: dvclive removes its previous plots
+    itself, and global rank 0 removes the previous run's TensorBoard events here (the other
+    ranks log nothing)."""
+    board = live_dir / TENSORBOARD
+    if is_rank_zero():
+        remove(board)
+    return [DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None),
+            TensorBoardLogger(save_dir=str(board), name="", version="", default_hp_metric=False)]
+
+
 def _trainer(cfg: TrainerConfig, live_dir: Path, seed: int, callbacks: list[L.Callback], **kwargs: Any) -> L.Trainer:
-    live_logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
     return L.Trainer(
         callbacks=[RankSeed(seed), *callbacks],
         accelerator=cfg.accelerator,
@@ -103,7 +132,7 @@ def _trainer(cfg: TrainerConfig, live_dir: Path, seed: int, callbacks: list[L.Ca
         strategy=cfg.strategy,
         precision=cfg.precision,
         accumulate_grad_batches=cfg.accumulate_grad_batches,
-        logger=live_logger,
+        logger=training_loggers(live_dir),
         enable_checkpointing=False,
         enable_model_summary=False,
         deterministic=False,
@@ -136,7 +165,7 @@ def pretrain_task(builder: IterativeFinancialDatasetBuilder, knobs: Knobs, model
                   cfg: PretrainConfig) -> FinancialMoiraiPretrain:
     """A fresh module in uni2ts's pre-training task (masking, mixture NLL, AdamW + warmup/cosine)."""
     module = new_module(model_cfg, knobs.patch_size)
-    check_window_fits(module, knobs, num_variates(builder.manifest(), knobs.calendar))
+    check_window_fits(module, knobs, manifest_variates(builder.manifest(), knobs.calendar))
     return FinancialMoiraiPretrain(
         min_patches=cfg.min_patches,
         min_mask_ratio=cfg.min_mask_ratio,
@@ -181,9 +210,7 @@ def pretrain(
     live_dir: Path,
 ) -> dict[str, Any] | None:
     """Pre-train a fresh Moirai on the training split; write `out_dir` as a HF model folder."""
-    require(model_cfg.scaler == "std" or knobs.target == "log_return",
-            f"param model.scaler: {model_cfg.scaler} needs target log_return (a price level scaled by its "
-            f"own root mean square would hide every move); set model.scaler: std or target: log_return")
+    check_scaler_target(model_cfg.scaler, knobs.target)
     torch.set_num_threads(cfg.threads)
     L.seed_everything(knobs.seed, workers=True)
     model = pretrain_task(builder, knobs, model_cfg, cfg)
@@ -197,7 +224,7 @@ def pretrain(
                        num_sanity_val_steps=0)
     started = time.monotonic()
     _fit(trainer, model, train_loader, val_loader)
-    config = {"knobs": asdict(knobs), "model": asdict(model_cfg), "pretrain": asdict(cfg)}
+    config = {"knobs": knobs.model_dump(), "model": model_cfg.model_dump(), "pretrain": cfg.model_dump()}
     return _save(model, best, trainer, out_dir, started, config)
 
 
@@ -205,7 +232,7 @@ def _window_loader(builder, split, model, knobs: Knobs, distance: int, batch_siz
                    num_workers: int = 0):
     """`batch_size` windows per step. Every window has the same token count, so padding
     to exactly that count wastes nothing (packing would merge a whole epoch into one step)."""
-    variates = num_variates(builder.manifest(), knobs.calendar)
+    variates = manifest_variates(builder.manifest(), knobs.calendar)
     max_len = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, variates)
     dataset = builder.load_window_dataset(
         split,
@@ -237,7 +264,7 @@ def finetune(
     torch.set_num_threads(cfg.threads)
     L.seed_everything(knobs.seed, workers=True)
     module = load_module(cfg.init_from)
-    variates = num_variates(builder.manifest(), knobs.calendar)
+    variates = manifest_variates(builder.manifest(), knobs.calendar)
     check_window_fits(module, knobs, variates)
     model = FinancialMoiraiFinetune(
         **SIGNATURE_ONLY,
@@ -261,7 +288,7 @@ def finetune(
                        num_sanity_val_steps=0)
     started = time.monotonic()
     _fit(trainer, model, train_loader, val_loader)
-    return _save(model, best, trainer, out_dir, started, {"knobs": asdict(knobs), "finetune": asdict(cfg)})
+    return _save(model, best, trainer, out_dir, started, {"knobs": knobs.model_dump(), "finetune": cfg.model_dump()})
 
 
 def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: float,

@@ -26,9 +26,10 @@ from uni2ts.distribution import (
 from uni2ts.model.moirai import MoiraiModule
 from uni2ts.module.packed_scaler import PackedStdScaler
 
-from finmoirai.data.targets import CALENDAR_COLUMNS
+from finmoirai.data.targets import num_variates
 from finmoirai.errors import first_line
-from finmoirai.params import Knobs, ModelConfig, ParamsError, tokens_per_window
+from finmoirai.params.base import ParamsError
+from finmoirai.params.training import Knobs, ModelConfig, check_token_budget
 
 logger = logging.getLogger(__name__)
 
@@ -142,15 +143,9 @@ def check_window_fits(module: MoiraiModule, knobs: Knobs, variates: int) -> None
     if knobs.patch_size not in module.patch_sizes:
         raise ParamsError(f"param patch_size: {knobs.patch_size} is not a patch size of the model "
                           f"(it has {tuple(module.patch_sizes)})")
-    tokens = tokens_per_window(knobs.context_length, knobs.prediction_length, knobs.patch_size, variates)
-    if tokens > module.max_seq_len:
-        raise ParamsError(
-            f"params context_length={knobs.context_length}, prediction_length={knobs.prediction_length}, "
-            f"patch_size={knobs.patch_size}: "
-            f"a window of {variates} variates needs {tokens} tokens > model max_seq_len {module.max_seq_len}"
-        )
+    check_token_budget(knobs, variates, module.max_seq_len)
 
 
-def num_variates(manifest: dict[str, Any], calendar: bool) -> int:
-    """Target + past covariates (+ calendar covariates) of a dataset manifest."""
-    return 1 + len(manifest["covariates"]) + (len(CALENDAR_COLUMNS) if calendar else 0)
+def manifest_variates(manifest: dict[str, Any], calendar: bool) -> int:
+    """The variates of one window of a dataset manifest's series."""
+    return num_variates(len(manifest["covariates"]), calendar)

@@ -8,10 +8,11 @@ from finmoirai.data.builder import IterativeFinancialDatasetBuilder, split_bound
 from finmoirai.data.calendars import BarCalendar
 from finmoirai.data.targets import CALENDAR_COLUMNS, calendar_features
 from finmoirai.errors import DataError
-from finmoirai.params import SplitConfig, tokens_per_window
+from finmoirai.params.data import SplitConfig
+from finmoirai.params.training import tokens_per_window
 from tests.helpers import COVARIATES, RETURN_COVARIATES, write_feature_dir
 
-SPLIT = SplitConfig("2018-10-01", "2018-10-15")
+SPLIT = SplitConfig(train_end="2018-10-01", val_end="2018-10-15")
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def test_missing_covariate_column_is_named(tmp_path):
 
 def test_split_bounds_and_window_plan():
     ts = pd.Series(pd.date_range("2018-09-30 22:00", periods=10, freq="h", tz="UTC"))
-    bounds = split_bounds(ts, SplitConfig("2018-10-01", "2018-10-01 05:00"))
+    bounds = split_bounds(ts, SplitConfig(train_end="2018-10-01", val_end="2018-10-01 05:00"))
     assert bounds == {"train": (0, 2), "val": (2, 7), "test": (7, 10)}
     assert window_plan(split_start=100, length=200, context_length=50, prediction_length=10, distance=10) == (100, 10)
     assert window_plan(split_start=0, length=200, context_length=50, prediction_length=10, distance=10) == (50, 15)

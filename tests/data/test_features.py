@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -20,7 +19,9 @@ from finmoirai.data.features import (
 )
 from finmoirai.data.preprocessing import apply_scaler, fit_scaler
 from finmoirai.errors import DataError
-from finmoirai.params import FeaturesConfig, ParamsError, SplitConfig, parse_section, shipped_section
+from finmoirai.params.base import ParamsError
+from finmoirai.params.data import SplitConfig
+from finmoirai.params.features import FeaturesConfig
 
 INDICATORS = [
     {"name": "ema", "length": 10},
@@ -34,7 +35,7 @@ INDICATORS = [
 ]
 RAW = {"indicators": INDICATORS, "market_proxy": {"crypto": "AAA"}, "cross_window": 24, "regime_window": 12,
        "regime_vol_quantile": 0.8, "regime_adx_threshold": 25.0, "workers": 1}
-CFG = parse_section(FeaturesConfig, RAW, "features")
+CFG = FeaturesConfig.parse(RAW, "features")
 N = 400
 SPLIT = SplitConfig(train_end="2018-01-09", val_end="2018-01-12")  # train = first 192 bars
 CHANGE_AT = 300  # rows from here on are "the future" in causality tests
@@ -66,7 +67,7 @@ def test_config_accepts_defaults_and_rejects_unknown_indicator() -> None:
     assert [i["name"] for i in CFG.indicators][0] == "ema"
     bad = {**RAW, "indicators": [*INDICATORS, {"name": "not_an_indicator"}]}
     with pytest.raises(ParamsError, match=r"indicators\[8\].*not_an_indicator"):
-        parse_section(FeaturesConfig, bad, "features")
+        FeaturesConfig.parse(bad, "features")
 
 
 @pytest.mark.parametrize("drop, category", [({"obv", "mfi"}, "volume"), ({"atr", "bbands"}, "volatility"),
@@ -74,18 +75,18 @@ def test_config_accepts_defaults_and_rejects_unknown_indicator() -> None:
 def test_config_requires_each_category(drop: set[str], category: str) -> None:
     raw = {**RAW, "indicators": [i for i in INDICATORS if i["name"] not in drop]}
     with pytest.raises(ParamsError, match=f"category {category}"):
-        parse_section(FeaturesConfig, raw, "features")
+        FeaturesConfig.parse(raw, "features")
 
 
 def test_config_rejects_non_causal_and_nameless_indicators() -> None:
     with pytest.raises(ParamsError, match="dpo.*future"):
-        parse_section(FeaturesConfig, {**RAW, "indicators": [*INDICATORS, {"name": "dpo"}]}, "features")
+        FeaturesConfig.parse({**RAW, "indicators": [*INDICATORS, {"name": "dpo"}]}, "features")
     with pytest.raises(ParamsError, match="future"):
-        parse_section(FeaturesConfig, {**RAW, "indicators": [*INDICATORS, {"name": "rsi", "offset": -2}]}, "features")
+        FeaturesConfig.parse({**RAW, "indicators": [*INDICATORS, {"name": "rsi", "offset": -2}]}, "features")
     with pytest.raises(ParamsError, match="needs a 'name'"):
-        parse_section(FeaturesConfig, {**RAW, "indicators": [*INDICATORS, {"length": 3}]}, "features")
+        FeaturesConfig.parse({**RAW, "indicators": [*INDICATORS, {"length": 3}]}, "features")
     with pytest.raises(ParamsError, match="regime_vol_quantile"):
-        parse_section(FeaturesConfig, {**RAW, "regime_vol_quantile": 1.5}, "features")
+        FeaturesConfig.parse({**RAW, "regime_vol_quantile": 1.5}, "features")
 
 
 # --------------------------------------------------------------------------- indicators
@@ -237,7 +238,7 @@ def test_regime_reuses_the_indicator_adx_without_changing_it() -> None:
 def test_a_proxy_on_another_calendar_is_refused() -> None:
     """Cross-asset features join the proxy on timestamps: a London stock against a New York
     proxy would line up no hourly bar, and on daily bars would see a close printed hours later."""
-    cfg = dataclasses.replace(shipped_section(FeaturesConfig, "features"), market_proxy={"equity": "SPY"})
+    cfg = FeaturesConfig.shipped("features").replace(market_proxy={"equity": "SPY"})
     assets = [{"symbol": "SPY", "asset_class": "equity", "calendar": "XNYS"},
               {"symbol": "VOD", "asset_class": "equity", "calendar": "XLON"}]
     with pytest.raises(DataError, match=r"asset VOD trades on XLON but its market proxy SPY "

@@ -20,7 +20,8 @@ from finmoirai.data.sources import (
     write_demo_lake,
 )
 from finmoirai.errors import DataError
-from finmoirai.params import ExtractConfig, LakeConfig, ParamsError, parse_section, shipped_section
+from finmoirai.params.base import ParamsError
+from finmoirai.params.data import ExtractConfig, LakeConfig
 
 
 def bars(start: str, n: int, price: float = 100.0, freq: str = "1h") -> pd.DataFrame:
@@ -123,10 +124,10 @@ def test_spy_wall_clock_is_new_york_time(tmp_path: Path) -> None:
 def test_extract_config_validation() -> None:
     raw = {"asset_classes": ["crypto"], "frequency": "1h", "years": [], "symbols": []}
     with pytest.raises(ParamsError, match="extract.years"):
-        parse_section(ExtractConfig, raw, "extract")
+        ExtractConfig.parse(raw, "extract")
     with pytest.raises(ParamsError, match="extract.asset_classes"):
-        parse_section(ExtractConfig, {**raw, "years": [2018], "asset_classes": []}, "extract")
-    assert shipped_section(LakeConfig, "lake", path="x").path == "x"
+        ExtractConfig.parse({**raw, "years": [2018], "asset_classes": []}, "extract")
+    assert LakeConfig.shipped("lake", path="x").path == "x"
 
 
 # --------------------------------------------------------------------------- extract

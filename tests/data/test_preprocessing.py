@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -22,7 +21,8 @@ from finmoirai.data.preprocessing import (
     trading_grid,
 )
 from finmoirai.errors import DataError
-from finmoirai.params import MarketConfig, ParamsError, PreprocessConfig, SplitConfig, parse_section, shipped_section
+from finmoirai.params.base import ParamsError
+from finmoirai.params.data import MarketConfig, PreprocessConfig, SplitConfig
 from tests.helpers import preprocess_config
 
 CFG = preprocess_config(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, outlier_action="replace",
@@ -31,7 +31,7 @@ SPLIT = SplitConfig(train_end="2018-01-03", val_end="2018-01-04")
 COLS = ["open", "high", "low", "close", "volume"]
 HOUR = pd.Timedelta(hours=1)
 CRYPTO, FX, NYSE = BarCalendar("24/7", HOUR), BarCalendar("24/5", HOUR), BarCalendar("XNYS", HOUR)
-MARKET = shipped_section(MarketConfig, "market")
+MARKET = MarketConfig.shipped("market")
 
 
 def bars(timestamps, seed: int = 0) -> pd.DataFrame:
@@ -258,9 +258,9 @@ def test_preprocess_config_validation() -> None:
     raw = {"max_fill_bars": 6, "outlier_window": 2, "outlier_threshold": 10.0, "outlier_action": "flag",
            "min_train_rows": 5, "workers": 1, "on_bad_asset": "fail"}
     with pytest.raises(ParamsError, match="preprocess.outlier_window"):
-        parse_section(PreprocessConfig, raw, "preprocess")
+        PreprocessConfig.parse(raw, "preprocess")
     with pytest.raises(ParamsError, match="param preprocess.outlier_action: 'median' is not one of flag, replace"):
-        parse_section(PreprocessConfig, raw | {"outlier_window": 48, "outlier_action": "median"}, "preprocess")
+        PreprocessConfig.parse(raw | {"outlier_window": 48, "outlier_action": "median"}, "preprocess")
 
 
 # --------------------------------------------------------------------------- stage
@@ -279,7 +279,7 @@ def test_preprocess_stage_outputs(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     out = tmp_path / "pre"
     assert "OLD has no test rows (data ends before the test period); it trains but cannot be scored" in caplog.text
     with pytest.raises(DataError, match=r"^no asset has bars in the test period from 2018-02-01 \(split.val_end\); "):
-        preprocess(src, dataclasses.replace(SPLIT, val_end="2018-02-01"), CFG, tmp_path / "pre2", MARKET)
+        preprocess(src, SPLIT.replace(val_end="2018-02-01"), CFG, tmp_path / "pre2", MARKET)
     df = pd.read_parquet(out / "AAA.parquet")
     assert list(df.columns) == ["timestamp", *COLS, "observed"] and df["observed"].dtype == bool
     quality = json.loads((out / "quality.json").read_text())

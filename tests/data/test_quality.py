@@ -13,7 +13,7 @@ import pytest
 from finmoirai.data.lake import extract, write_partitions
 from finmoirai.data.parallel import map_assets
 from finmoirai.data.preprocessing import ACTIONS, preprocess, quality_headline, quality_report
-from finmoirai.params import ExtractConfig, PreprocessConfig, SplitConfig
+from finmoirai.params.data import ExtractConfig, SplitConfig
 from tests.helpers import MARKET, preprocess_config
 
 CFG = preprocess_config(max_fill_bars=3, outlier_window=24, outlier_threshold=10.0, outlier_action="replace",
@@ -56,7 +56,8 @@ def report(tmp_path: Path) -> tuple[dict, Path]:
     write_partitions(lake, "crypto", "OK", clean_bars("2018-01-01", 14 * 24, seed=2), sort=False)
     fx = clean_bars("2018-01-01", 14 * 24, seed=3)  # two fx weekends: 2 x 48 off-calendar bars
     write_partitions(lake, "fx", "FXX", fx, sort=False)
-    extract(lake, ExtractConfig(["crypto", "fx"], "1h", [2018], []), tmp_path / "ext", strict=True, naive_timezone=None)
+    extract(lake, ExtractConfig(asset_classes=["crypto", "fx"], frequency="1h", years=[2018], symbols=[]),
+            tmp_path / "ext", strict=True, naive_timezone=None)
     metrics = tmp_path / "metrics" / "data_quality.json"
     preprocess(tmp_path / "ext", SPLIT, CFG, tmp_path / "pre", MARKET, metrics_path=metrics)
     return json.loads((tmp_path / "pre" / "quality_report.json").read_text()), tmp_path
@@ -120,7 +121,7 @@ def test_report_matches_what_was_written(report) -> None:
 
 def test_workers_give_identical_outputs(report) -> None:
     rep, root = report
-    cfg2 = PreprocessConfig(**{**CFG.__dict__, "workers": 2})
+    cfg2 = CFG.replace(workers=2)
     preprocess(root / "ext", SPLIT, cfg2, root / "pre2", MARKET, metrics_path=root / "m2.json")
     assert json.loads((root / "m2.json").read_text()) == quality_headline(rep)
     for name in ("BAD.parquet", "OK.parquet", "FXX.parquet", "scalers.json", "manifest.json", "quality.json",
@@ -131,7 +132,7 @@ def test_workers_give_identical_outputs(report) -> None:
 def test_errors_in_workers_name_the_asset(report) -> None:
     _, root = report
     (root / "ext" / "OK.parquet").write_bytes(b"not parquet")
-    cfg2 = PreprocessConfig(**{**CFG.__dict__, "workers": 2})
+    cfg2 = CFG.replace(workers=2)
     with pytest.raises(Exception, match="OK.parquet|Parquet|parquet"):
         preprocess(root / "ext", SPLIT, cfg2, root / "pre3", MARKET)
 

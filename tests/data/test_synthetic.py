@@ -14,14 +14,8 @@ from finmoirai.data.calendars import BarCalendar
 from finmoirai.data.lake import extract
 from finmoirai.data.preprocessing import clean_asset
 from finmoirai.data.synthetic import class_counts, market_proxy, write_synthetic_lake, years_covered
-from finmoirai.params import (
-    ExtractConfig,
-    LakeConfig,
-    ParamsError,
-    SyntheticConfig,
-    parse_section,
-    shipped_section,
-)
+from finmoirai.params.base import ParamsError
+from finmoirai.params.data import ExtractConfig, LakeConfig, SyntheticConfig
 from tests.helpers import MARKET, preprocess_config, synthetic_config
 
 CLEAN = {"gap_rate": 0.0, "bad_bar_rate": 0.0}
@@ -141,7 +135,7 @@ def test_planted_defects_are_found_by_preprocess(tmp_path: Path) -> None:
     summary = write_synthetic_lake(tmp_path / "lake", cfg, "1h", MARKET)
     planted = summary["planted"]
     assert all(planted[k] > 0 for k in planted), planted
-    ecfg = ExtractConfig(["crypto"], "1h", years_covered(cfg), [])
+    ecfg = ExtractConfig(asset_classes=["crypto"], frequency="1h", years=years_covered(cfg), symbols=[])
     manifest = extract(tmp_path / "lake", ecfg, tmp_path / "ext", strict=True, naive_timezone=None)
     total: dict[str, int] = {}
     for asset in manifest:
@@ -160,15 +154,15 @@ def test_planted_defects_are_found_by_preprocess(tmp_path: Path) -> None:
 
 def test_config_validation_and_lake_source() -> None:
     with pytest.raises(ParamsError, match="class_mix.*bonds"):
-        shipped_section(LakeConfig, "lake", synthetic={**_shipped_synthetic(), "class_mix": {"bonds": 1.0}})
+        LakeConfig.shipped("lake", synthetic={**_shipped_synthetic(), "class_mix": {"bonds": 1.0}})
     with pytest.raises(ParamsError, match="lake.source"):
-        shipped_section(LakeConfig, "lake", source="csv")
+        LakeConfig.shipped("lake", source="csv")
     with pytest.raises(ParamsError, match="lake.synthetic: unknown key"):
-        shipped_section(LakeConfig, "lake", synthetic={**_shipped_synthetic(), "n": 3})
+        LakeConfig.shipped("lake", synthetic={**_shipped_synthetic(), "n": 3})
     with pytest.raises(ParamsError, match="lake.synthetic.start is missing"):
-        parse_section(LakeConfig, {"path": "data/lake", "source": "synthetic", "synthetic": {"assets": 3},
+        LakeConfig.parse({"path": "data/lake", "source": "synthetic", "synthetic": {"assets": 3},
                                    "strict": True, "naive_timezone": None}, "lake")
-    lake = shipped_section(LakeConfig, "lake", source="synthetic", synthetic={**_shipped_synthetic(), "assets": 3})
+    lake = LakeConfig.shipped("lake", source="synthetic", synthetic={**_shipped_synthetic(), "assets": 3})
     assert isinstance(lake.synthetic, SyntheticConfig) and lake.synthetic.assets == 3
 
 
@@ -199,22 +193,24 @@ def test_build_adds_synthetic_assets_to_the_train_split_only(tmp_path: Path, mon
     from finmoirai.data.builder import IterativeFinancialDatasetBuilder
     from finmoirai.data.features import features
     from finmoirai.data.preprocessing import preprocess
-    from finmoirai.params import FeaturesConfig, SplitConfig, load_params, section
+    from finmoirai.params import Params
+    from finmoirai.params.base import load_yaml
     from stages import build as build_stage
 
-    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    params = load_yaml(Path(__file__).resolve().parents[2] / "params.yaml")
     params["split"] = {"train_end": "2018-03-01", "val_end": "2018-03-15"}
     params["features"]["market_proxy"] = {"crypto": "CRY0000"}
     params["extract"]["asset_classes"] = ["crypto"]
     params["build"].update(synthetic_assets=3, synthetic_years=1, batch_size=2)
-    split = section(params, SplitConfig, "split")
+    split = Params.parse(params).split
     real = synthetic_config(assets=2, start="2018-01-01", years=1, seed=9, class_mix={"crypto": 1.0})
     write_synthetic_lake(tmp_path / "real", real, "1h", MARKET)
-    extract(tmp_path / "real", ExtractConfig(["crypto"], "1h", [2018], []), tmp_path / "ext", strict=True,
+    extract(tmp_path / "real", ExtractConfig(asset_classes=["crypto"], frequency="1h", years=[2018], symbols=[]),
+            tmp_path / "ext", strict=True,
             naive_timezone=None)
     preprocess(tmp_path / "ext", split, preprocess_config(max_fill_bars=6, outlier_window=48, outlier_threshold=10.0,
                                                           min_train_rows=500), tmp_path / "pre", MARKET)
-    features(tmp_path / "pre", split, section(params, FeaturesConfig, "features"), tmp_path / "data/features",
+    features(tmp_path / "pre", split, Params.parse(params).features, tmp_path / "data/features",
              "fail")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(tmp_path)

@@ -6,11 +6,11 @@ import pytest
 
 from finmoirai.evaluation import baselines
 from finmoirai.evaluation.series import AssetSeries
-from finmoirai.params import BaselinesConfig, shipped_section
+from finmoirai.params.evaluation import BaselinesConfig
 from tests.helpers import price_series
 
 H, S, CTX = 24, 200, 168
-LOOKBACK = shipped_section(BaselinesConfig, "baselines").lookback  # what the evaluate stage passes
+LOOKBACK = BaselinesConfig.shipped("baselines").lookback  # what the evaluate stage passes
 
 
 def _garch_prices(n: int, seed: int = 0) -> np.ndarray:

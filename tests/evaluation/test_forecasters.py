@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from finmoirai.evaluation.forecasters import moirai_forecasters
-from finmoirai.params import EvaluateConfig, ModelConfig, shipped_section
+from finmoirai.params.evaluation import EvaluateConfig
+from finmoirai.params.training import ModelConfig
 from finmoirai.training.module import new_module
 from tests.helpers import price_series
 
@@ -17,9 +18,9 @@ CONTEXT, HORIZON, PATCH = 32, 8, 8
 
 def forecasters():
     torch.manual_seed(0)
-    cfg = shipped_section(ModelConfig, "model", d_model=64, num_layers=1)
+    cfg = ModelConfig.shipped("model", d_model=64, num_layers=1)
     modules = {"a": new_module(cfg, PATCH).eval(), "b": new_module(cfg, PATCH).eval()}
-    evaluate = shipped_section(EvaluateConfig, "evaluate", num_samples=20, batch_size=2)
+    evaluate = EvaluateConfig.shipped("evaluate", num_samples=20, batch_size=2)
     return moirai_forecasters(modules, CONTEXT, HORIZON, PATCH, evaluate)
 
 

@@ -7,7 +7,6 @@ and feature statistics are fitted on the selected bars before evaluate.test_star
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -18,27 +17,20 @@ import pytest
 
 from finmoirai.data.preprocessing import split_counts
 from finmoirai.evaluation.other_lake import lake_features_for_scoring, other_lake_features, other_lake_selection
-from finmoirai.evaluation.run import Sections, scored_data
+from finmoirai.evaluation.run import scored_data
 from finmoirai.evaluation.series import load_series
-from finmoirai.params import (
-    EvaluateConfig,
-    ExtractConfig,
-    FeaturesConfig,
-    ParamsError,
-    PreprocessConfig,
-    SplitConfig,
-    load_params,
-    parse_section,
-    section,
-    shipped_section,
-)
+from finmoirai.params import Params
+from finmoirai.params.base import ParamsError, load_yaml
+from finmoirai.params.data import SplitConfig
+from finmoirai.params.evaluation import EvaluateConfig
 from tests.helpers import MARKET, write_hourly_lake
 
 REPO = Path(__file__).resolve().parents[2]
-PARAMS = load_params(REPO / "params.yaml")
-PREPROCESS = section(PARAMS, PreprocessConfig, "preprocess")
-FEATURES = section(PARAMS, FeaturesConfig, "features")
-EXTRACT = section(PARAMS, ExtractConfig, "extract")
+RAW = load_yaml(REPO / "params.yaml")
+PARAMS = Params.parse(RAW)
+PREPROCESS = PARAMS.preprocess
+FEATURES = PARAMS.features
+EXTRACT = PARAMS.extract
 SYMBOLS = {"BTC": "crypto", "ETH": "crypto"}
 LAKE_START, LAKE_END = "2022-11-01", "2023-02-01"  # 2208 hourly bars per asset
 TEST_START = "2023-01-01"  # 1464 warm-up bars before it, 744 test bars from it
@@ -47,7 +39,7 @@ EVALUATE = {"symbols": ["BTC", "ETH"], "asset_classes": ["crypto"], "years": [20
 
 
 def evaluate_cfg(lake: Path, **overrides) -> EvaluateConfig:
-    return shipped_section(EvaluateConfig, "evaluate", lake_path=str(lake), **{**EVALUATE, **overrides})
+    return EvaluateConfig.shipped("evaluate", lake_path=str(lake), **{**EVALUATE, **overrides})
 
 
 def score(lake: Path, work: Path, **overrides) -> pd.Timestamp:
@@ -150,10 +142,10 @@ def test_selection_uses_the_evaluate_years_symbols_and_classes(lake):
 
 def test_the_evaluate_stage_runs_the_evaluate_selection(lake, tmp_path):
     """run.scored_data: this repo's params plus the evaluate keys."""
-    params = {**PARAMS, "context_length": CONTEXT, "prediction_length": HORIZON,
-              "evaluate": {**PARAMS["evaluate"], "lake_path": str(lake), **EVALUATE}}
+    params = {**RAW, "context_length": CONTEXT, "prediction_length": HORIZON, "min_context_ratio": 4,
+              "evaluate": {**RAW["evaluate"], "lake_path": str(lake), **EVALUATE}}
     trained = trained_features(tmp_path / "trained", {"BTC": "2017-01-01", "SPY": "2017-01-03"})
-    features_dir, preprocessed_dir, start = scored_data(Sections.from_params(params), trained,
+    features_dir, preprocessed_dir, start = scored_data(Params.parse(params), trained,
                                                         tmp_path / "work")
     assert start == pd.Timestamp(TEST_START, tz="UTC")
     assert sorted(json.loads((preprocessed_dir / "scalers.json").read_text())) == ["BTC", "ETH"]
@@ -174,12 +166,12 @@ def trained_features(out: Path, firsts: dict[str, str]) -> Path:
 def test_scoring_the_training_period_of_a_trained_symbol_is_refused(lake, tmp_path):
     """BTC trained from 2022-11-01 to split.train_end 2023-01-15; scoring it from 2023-01-01
     would score 14 days of its training bars: one line naming both periods, before any work."""
-    params = {**PARAMS, "context_length": CONTEXT, "prediction_length": HORIZON,
+    params = {**RAW, "context_length": CONTEXT, "prediction_length": HORIZON, "min_context_ratio": 4,
               "split": {"train_end": "2023-01-15", "val_end": "2023-01-25"},
-              "evaluate": {**PARAMS["evaluate"], "lake_path": str(lake), **EVALUATE}}
+              "evaluate": {**RAW["evaluate"], "lake_path": str(lake), **EVALUATE}}
     trained = trained_features(tmp_path / "trained", {"BTC": LAKE_START, "SPY": "2017-01-03"})
     with pytest.raises(ParamsError) as raised:
-        scored_data(Sections.from_params(params), trained, tmp_path / "work")
+        scored_data(Params.parse(params), trained, tmp_path / "work")
     assert str(raised.value) == (
         f"evaluate.lake_path {lake}: the scored period (evaluate.test_start 2023-01-01 00:00:00+00:00 to "
         "2024-01-01 00:00:00+00:00) overlaps the models' training period of BTC (2022-11-01 00:00:00+00:00 to "
@@ -261,7 +253,7 @@ def test_warmup_split_has_no_validation_period():
     ts = pd.Series(pd.date_range("2022-12-31 22:00", periods=4, freq="h", tz="UTC"))
     assert split_counts(ts, split) == {"train_rows": 2, "val_rows": 0, "test_rows": 2}
     with pytest.raises(ParamsError, match="train_end 2023-01-01 must be before val_end 2023-01-01"):
-        parse_section(SplitConfig, dataclasses.asdict(split), "split")  # the user's split stays strict
+        SplitConfig.parse(dict(split), "split")  # the user's split stays strict
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -275,11 +267,11 @@ def test_warmup_split_has_no_validation_period():
 ])
 def test_evaluate_params_are_validated(raw, message):
     with pytest.raises(ParamsError) as raised:
-        shipped_section(EvaluateConfig, "evaluate", **raw)
+        EvaluateConfig.shipped("evaluate", **raw)
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value), raised.value
 
 
 def test_evaluate_params_accept_another_period():
-    cfg = shipped_section(EvaluateConfig, "evaluate", lake_path="x", years=[2024, 2025], test_start="2025-01-01")
+    cfg = EvaluateConfig.shipped("evaluate", lake_path="x", years=[2024, 2025], test_start="2025-01-01")
     assert cfg.years == [2024, 2025] and cfg.test_start == "2025-01-01"
-    assert section(PARAMS, EvaluateConfig, "evaluate").test_start is None  # params.yaml's default
+    assert PARAMS.evaluate.test_start is None  # params.yaml's default

@@ -12,10 +12,10 @@ from finmoirai.evaluation.plots import plot_all, write_plot_data
 from finmoirai.evaluation.report import headline_metrics, markdown_report
 from finmoirai.evaluation.scores import score_windows
 from finmoirai.evaluation.series import Windows
-from finmoirai.params import EvaluateConfig, shipped_section
+from finmoirai.params.evaluation import EvaluateConfig
 from tests.helpers import price_series
 
-CFG = shipped_section(EvaluateConfig, "evaluate", reference="garch_t")
+CFG = EvaluateConfig.shipped("evaluate", reference="garch_t")
 
 
 def _table(windows, samples, models):

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder
-from finmoirai.params import ACCELERATORS, PRECISIONS, STRATEGIES, PretrainConfig, SplitConfig, shipped_section
+from finmoirai.params.data import SplitConfig
+from finmoirai.params.training import ACCELERATORS, PRECISIONS, STRATEGIES, PretrainConfig
 from finmoirai.training.module import load_module
 from tests.helpers import write_feature_dir
 
@@ -26,7 +27,7 @@ TINY = {"seed": 7, "patch_size": 16, "context_length": 64, "prediction_length": 
 def test_pretrain_on_two_cpu_processes_with_ddp(tmp_path):
     features = write_feature_dir(tmp_path / "features", {"AAA": 1200, "BBB": 1000})
     IterativeFinancialDatasetBuilder(tmp_path / "data" / "datasets", batch_size=1).build_dataset(
-        features, SplitConfig("2018-10-01", "2018-10-15"))
+        features, SplitConfig(train_end="2018-10-01", val_end="2018-10-15"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in TINY.items():
         params[key] = {**params[key], **value} if isinstance(value, dict) else value
@@ -38,12 +39,15 @@ def test_pretrain_on_two_cpu_processes_with_ddp(tmp_path):
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log and "GLOBAL_RANK: 0, MEMBER: 1/2" in log  # two processes trained
-    assert log.count("saved models/.pretrained.partial") == 1  # and rank 0 alone wrote the model
+    assert log.count("saved models/pretrained/.partial/0/pretrained") == 1  # and rank 0 alone wrote the model
     metrics = json.loads((tmp_path / "metrics" / "pretrain.json").read_text())
     assert all(math.isfinite(metrics[k]) for k in ("train_nll", "val_nll", "best_val_nll")), metrics
     assert load_module(str(tmp_path / "models" / "pretrained")) is not None
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["pretrained"]  # nothing staged left
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith((".partial", ".old"))]
+    board = tmp_path / "dvclive" / "pretrain" / "tensorboard"  # logged live by rank 0 alone
+    assert len(list(board.glob("events.out.tfevents.*"))) == 1
+    assert (tmp_path / "dvclive" / "pretrain" / "plots" / "metrics" / "train" / "PackedNLLLoss_step.tsv").is_file()
 
 
 def test_trainer_params_are_lightning_names_and_are_validated():
@@ -53,7 +57,7 @@ def test_trainer_params_are_lightning_names_and_are_validated():
     assert set(STRATEGIES) - {"auto"} <= set(StrategyRegistry.available_strategies())
     assert set(PRECISIONS) <= set(_PRECISION_INPUT_STR.__args__)
     assert {"cpu", "gpu", "auto"} <= set(ACCELERATORS)
-    from finmoirai.params import ParamsError
+    from finmoirai.params.base import ParamsError
 
     for bad, message in [({"precision": "16-mixed"}, "pretrain.precision: 16-mixed needs a GPU"),
                          ({"strategy": "horovod"}, "pretrain.strategy: 'horovod' is not one of"),
@@ -62,4 +66,4 @@ def test_trainer_params_are_lightning_names_and_are_validated():
                          ({"num_workers": -1}, "pretrain.num_workers: must be >= 0"),
                          ({"accelerator": "npu"}, "pretrain.accelerator: 'npu' is not one of")]:
         with pytest.raises(ParamsError, match=message):
-            shipped_section(PretrainConfig, "pretrain", **bad)
+            PretrainConfig.shipped("pretrain", **bad)

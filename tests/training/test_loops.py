@@ -1,4 +1,3 @@
-import dataclasses
 import json
 
 import numpy as np
@@ -7,16 +6,9 @@ import torch
 
 from finmoirai.data.builder import IterativeFinancialDatasetBuilder
 from finmoirai.data.targets import CALENDAR_COLUMNS
-from finmoirai.params import (
-    FinetuneConfig,
-    Knobs,
-    ModelConfig,
-    ParamsError,
-    PretrainConfig,
-    SplitConfig,
-    parse_section,
-    shipped_section,
-)
+from finmoirai.params.base import ParamsError
+from finmoirai.params.data import SplitConfig
+from finmoirai.params.training import FinetuneConfig, Knobs, ModelConfig, PretrainConfig
 from finmoirai.training.loops import finetune, pretrain
 from finmoirai.training.module import (
     SCALER_FILE,
@@ -37,7 +29,7 @@ def builder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     features = write_feature_dir(tmp_path / "features", {"AAA": 1200, "BBB": 1000})
     b = IterativeFinancialDatasetBuilder(tmp_path / "datasets", batch_size=1)
-    b.build_dataset(features, SplitConfig("2018-10-01", "2018-10-15"))
+    b.build_dataset(features, SplitConfig(train_end="2018-10-01", val_end="2018-10-15"))
     return b.for_target("level")
 
 
@@ -45,9 +37,9 @@ def test_calendar_covariates_reach_the_model_over_the_horizon(builder, tmp_path)
     """With `calendar`, fine-tuning windows carry the 5 calendar variates right after the target
     (MoiraiForecast's order), over context AND horizon, never as a prediction target; the past-only
     covariates stop at the forecast start. Pre-training with them runs on real uni2ts."""
-    knobs = dataclasses.replace(KNOBS, target="log_return", calendar=True)
+    knobs = KNOBS.replace(target="log_return", calendar=True)
     returns = IterativeFinancialDatasetBuilder(builder.storage_path.parent).for_target("log_return")
-    module = new_module(shipped_section(ModelConfig, "model", max_seq_len=256), patch_size=16)
+    module = new_module(ModelConfig.shipped("model", max_seq_len=256), patch_size=16)
     model = FinancialMoiraiFinetune(min_patches=2, min_mask_ratio=0.1, max_mask_ratio=0.5, max_dim=64,
                                     num_training_steps=None, num_warmup_steps=0, module=module, lr=1e-4,
                                     weight_decay=0.1, context_length=64, prediction_length=16, patch_size=16,
@@ -68,15 +60,15 @@ def test_calendar_covariates_reach_the_model_over_the_horizon(builder, tmp_path)
                                           patch_size=16, distance=16)[0]
     assert len(set(np.asarray(without["variate_id"]).tolist())) == 1 + k
 
-    cfg = shipped_section(PretrainConfig, "pretrain", max_steps=2, warmup_steps=1, batch_size=4, val_check_interval=2)
-    result = pretrain(returns, knobs, shipped_section(ModelConfig, "model", max_seq_len=256), cfg, tmp_path / "pre_cal",
+    cfg = PretrainConfig.shipped("pretrain", max_steps=2, warmup_steps=1, batch_size=4, val_check_interval=2)
+    result = pretrain(returns, knobs, ModelConfig.shipped("model", max_seq_len=256), cfg, tmp_path / "pre_cal",
                       tmp_path / "live_cal")
     assert np.isfinite(result["best_val_nll"])
 
 
 def test_pretrain_then_finetune_real_uni2ts(builder, tmp_path):
-    cfg = shipped_section(PretrainConfig, "pretrain", max_steps=4, warmup_steps=1, batch_size=4, val_check_interval=2)
-    model_cfg = shipped_section(ModelConfig, "model", max_seq_len=256, scaler="std")  # KNOBS: target level
+    cfg = PretrainConfig.shipped("pretrain", max_steps=4, warmup_steps=1, batch_size=4, val_check_interval=2)
+    model_cfg = ModelConfig.shipped("model", max_seq_len=256, scaler="std")  # KNOBS: target level
     result = pretrain(builder, KNOBS, model_cfg, cfg, tmp_path / "pre", tmp_path / "live_pre")
     assert np.isfinite(result["best_val_nll"]) and set(result) == {"train_nll", "val_nll", "best_val_nll"}
     assert json.loads((tmp_path / "pre" / "training.json").read_text())["result"]["steps"] == 4
@@ -87,7 +79,7 @@ def test_pretrain_then_finetune_real_uni2ts(builder, tmp_path):
     assert reloaded.training  # ready to fine-tune, not left in eval mode
     assert tuple(reloaded.patch_sizes) == (16,)
 
-    ft = shipped_section(FinetuneConfig, "finetune", init_from=str(tmp_path / "pre"), max_epochs=1, batch_size=8,
+    ft = FinetuneConfig.shipped("finetune", init_from=str(tmp_path / "pre"), max_epochs=1, batch_size=8,
                          train_distance=64)
     result = finetune(builder, KNOBS, ft, tmp_path / "fine", tmp_path / "live_fine")
     assert np.isfinite(result["val_nll"])
@@ -100,27 +92,27 @@ def test_pretrain_then_finetune_real_uni2ts(builder, tmp_path):
 
 
 def test_window_that_does_not_fit_fails_before_training():
-    module = new_module(shipped_section(ModelConfig, "model", max_seq_len=64), patch_size=8)
+    module = new_module(ModelConfig.shipped("model", max_seq_len=64), patch_size=8)
     with pytest.raises(ParamsError, match="max_seq_len"):
-        check_window_fits(module, dataclasses.replace(KNOBS, patch_size=8, context_length=168, prediction_length=24),
+        check_window_fits(module, KNOBS.replace(patch_size=8, context_length=168, prediction_length=24),
                           variates=10)
     with pytest.raises(ParamsError, match="patch_size"):
-        check_window_fits(module, dataclasses.replace(KNOBS, patch_size=32, context_length=64, prediction_length=8),
+        check_window_fits(module, KNOBS.replace(patch_size=32, context_length=64, prediction_length=8),
                           variates=1)
 
 
 def test_bad_params_are_named():
     with pytest.raises(ParamsError, match="model.d_model"):
-        shipped_section(ModelConfig, "model", d_model=100)
+        ModelConfig.shipped("model", d_model=100)
     with pytest.raises(ParamsError, match="pretrain.warmup_steps"):
-        shipped_section(PretrainConfig, "pretrain", max_steps=10, warmup_steps=20)
+        PretrainConfig.shipped("pretrain", max_steps=10, warmup_steps=20)
     with pytest.raises(ParamsError, match="unknown key"):
-        shipped_section(FinetuneConfig, "finetune", max_epoch=3)
+        FinetuneConfig.shipped("finetune", max_epoch=3)
     with pytest.raises(ParamsError, match="patch_size"):
-        parse_section(Knobs, {"seed": 0, "patch_size": 30, "context_length": 10, "prediction_length": 2,
+        Knobs.parse({"seed": 0, "patch_size": 30, "context_length": 10, "prediction_length": 2,
                               "target": "level", "calendar": False}, "top-level")
     with pytest.raises(ParamsError, match="param target"):
-        parse_section(Knobs, {"seed": 0, "patch_size": 32, "context_length": 10, "prediction_length": 2,
+        Knobs.parse({"seed": 0, "patch_size": 32, "context_length": 10, "prediction_length": 2,
                               "target": "price", "calendar": False}, "top-level")
 
 
@@ -137,7 +129,7 @@ def test_zero_mean_scaler_keeps_zero_at_zero_and_survives_save_and_load(tmp_path
     x = torch.tensor([[[2.0], [2.0], [2.0], [2.0]]])
     observed = torch.ones_like(x, dtype=torch.bool)
     sample, variate = torch.ones(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long)
-    module = new_module(shipped_section(ModelConfig, "model", scaler="zero_mean"), patch_size=16)
+    module = new_module(ModelConfig.shipped("model", scaler="zero_mean"), patch_size=16)
     loc, scale = module.scaler(x, observed, sample, variate)
     assert torch.all(loc == 0) and torch.allclose(scale, torch.sqrt(torch.tensor(4.0 + 1e-5)))
     padding = torch.zeros(1, 4, dtype=torch.long)  # sample_id 0: uni2ts's padding keeps loc 0, scale 1
@@ -149,7 +141,7 @@ def test_zero_mean_scaler_keeps_zero_at_zero_and_survives_save_and_load(tmp_path
     (tmp_path / "m" / SCALER_FILE).unlink()  # a folder without the record: uni2ts's own scaler
     assert type(load_module(str(tmp_path / "m")).scaler).__name__ == "PackedStdScaler"
     with pytest.raises(ParamsError, match="model.scaler"):
-        shipped_section(ModelConfig, "model", scaler="robust")
+        ModelConfig.shipped("model", scaler="robust")
 
 
 def test_synthetic_share_zero_pretrains_exactly_as_without_a_corpus(builder, tmp_path):
@@ -160,12 +152,12 @@ def test_synthetic_share_zero_pretrains_exactly_as_without_a_corpus(builder, tmp
     corpus = write_feature_dir(tmp_path / "corpus", {"SYN": 700}, start="2018-08-01", seed=3)
     merged = merge_features(tmp_path / "features", corpus, tmp_path / "merged")
     IterativeFinancialDatasetBuilder(tmp_path / "mixed", batch_size=1).build_dataset(merged, SplitConfig(
-        "2018-10-01", "2018-10-15"))
+        train_end="2018-10-01", val_end="2018-10-15"))
     mixed = IterativeFinancialDatasetBuilder(tmp_path / "mixed").for_target("level")
-    model_cfg = shipped_section(ModelConfig, "model", max_seq_len=256, scaler="std")
+    model_cfg = ModelConfig.shipped("model", max_seq_len=256, scaler="std")
     weights = {}
     for name, data, share in (("plain", builder, None), ("share0", mixed, 0.0), ("share05", mixed, 0.5)):
-        cfg = shipped_section(PretrainConfig, "pretrain", max_steps=3, warmup_steps=1, batch_size=4,
+        cfg = PretrainConfig.shipped("pretrain", max_steps=3, warmup_steps=1, batch_size=4,
                               val_check_interval=3, synthetic_share=share)
         result = pretrain(data, KNOBS, model_cfg, cfg, tmp_path / name, tmp_path / f"live_{name}")
         assert np.isfinite(result["best_val_nll"])

@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from finmoirai.params import ModelConfig, ParamsError, shipped_section
+from finmoirai.params.base import ParamsError
+from finmoirai.params.training import ModelConfig
 from finmoirai.training.module import WEIGHTS_FILE, load_module, new_module
 
 
 @pytest.fixture
 def saved(tmp_path):
-    module = new_module(shipped_section(ModelConfig, "model"), patch_size=16)
+    module = new_module(ModelConfig.shipped("model"), patch_size=16)
     module.save_pretrained(str(tmp_path / "m"))
     return tmp_path / "m", module
 
