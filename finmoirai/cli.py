@@ -17,8 +17,9 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 from pathlib import Path
+
+import yaml
 
 from finmoirai.composition import check_composed, compose, write_params
 from finmoirai.config import validate_params
@@ -39,10 +40,7 @@ def check(params_path: str | Path = "params.yaml", overrides: list[str] | tuple[
     `root` is the repository (default: the working directory, as for `dvc`)."""
     root = Path.cwd() if root is None else root
     if overrides:
-        with tempfile.TemporaryDirectory() as tmp:
-            composed = Path(tmp) / "params.yaml"
-            composed.write_text(compose(root, overrides))
-            params = load_yaml(composed)
+        params = yaml.safe_load(compose(root, overrides))  # OmegaConf's dump: a mapping, dates quoted
         source = f"conf/ with {' '.join(overrides)}"
     else:
         params = load_yaml(params_path)

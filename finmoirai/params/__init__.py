@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
-from finmoirai.params.base import SHIPPED_PARAMS, ParamsError, load_yaml, require
+from finmoirai.params.base import ParamsError, load_yaml, require
 from finmoirai.params.data import (
     DEMO_LAKE,
     BuildConfig,
@@ -103,11 +103,3 @@ class Params(Knobs):
     def load(cls, path: str | Path = "params.yaml") -> Self:
         """params.yaml parsed and checked, or one ParamsError line naming the key."""
         return cls.parse(load_yaml(path))
-
-    @classmethod
-    def shipped_with(cls, **sections: dict[str, Any]) -> Self:
-        """The shipped params with some sections' keys replaced (tests and benchmarks)."""
-        raw = load_yaml(SHIPPED_PARAMS)
-        for name, changes in sections.items():
-            raw[name] = {**raw[name], **changes} if isinstance(raw[name], dict) else changes
-        return cls.parse(raw)

@@ -24,15 +24,6 @@ from tests.helpers import write_feature_dir
 KNOBS = Knobs(seed=7, patch_size=16, context_length=64, prediction_length=16, target="level", calendar=False)
 
 
-@pytest.fixture
-def builder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    features = write_feature_dir(tmp_path / "features", {"AAA": 1200, "BBB": 1000})
-    b = IterativeFinancialDatasetBuilder(tmp_path / "datasets", batch_size=1)
-    b.build_dataset(features, SplitConfig(train_end="2018-10-01", val_end="2018-10-15"))
-    return b.for_target("level")
-
-
 def test_calendar_covariates_reach_the_model_over_the_horizon(builder, tmp_path):
     """With `calendar`, fine-tuning windows carry the 5 calendar variates right after the target
     (MoiraiForecast's order), over context AND horizon, never as a prediction target; the past-only

@@ -8,25 +8,13 @@ import lightning as L
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from finmoirai.data.builder import IterativeFinancialDatasetBuilder
-from finmoirai.params.data import SplitConfig
 from finmoirai.params.training import Knobs, ModelConfig, PretrainConfig
 from finmoirai.training import loops
 from finmoirai.training.loops import pretrain
-from tests.helpers import write_feature_dir
 
 KNOBS = Knobs(seed=7, patch_size=16, context_length=64, prediction_length=16, target="level", calendar=False)
 TRAIN_TSV = ("plots", "metrics", "train", "PackedNLLLoss_step.tsv")
 VAL_TSV = ("plots", "metrics", "val", "PackedNLLLoss_epoch.tsv")
-
-
-@pytest.fixture
-def builder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    features = write_feature_dir(tmp_path / "features", {"AAA": 1200, "BBB": 1000})
-    b = IterativeFinancialDatasetBuilder(tmp_path / "datasets", batch_size=1)
-    b.build_dataset(features, SplitConfig(train_end="2018-10-01", val_end="2018-10-15"))
-    return b.for_target("level")
 
 
 def _configs(steps: int = 4):
