@@ -13,7 +13,10 @@ log/exp/sin/cos to AVX-512 code where the CPU has it, which rounds differently f
 used elsewhere, and numba compiles for the host CPU. The pins make every x86-64 machine take
 the same code path: OpenBLAS's baseline kernel on one thread, numpy's baseline (SSE3)
 loops, numba for a generic x86-64. They cost the data stages little (their heavy work is
-pandas and pyarrow), and the model stages do not use them (torch has its own kernels).
+pandas and pyarrow). Training does not use them (torch has its own kernels); evaluate and the
+forecast command do, because they turn the data stages' numbers into model inputs and prices
+with numpy: pinned alike, a forecast as of one of evaluate's origins is the very one evaluate
+scored (finmoirai/forecasting/forecast.py).
 """
 
 from __future__ import annotations

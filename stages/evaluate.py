@@ -1,5 +1,6 @@
-"""DVC stage `evaluate`: the fine-tuned and zero-shot Moirai beside the baselines on the same
-windows of the test (or validation, or another lake's) period (finmoirai/evaluation/run.py)."""
+"""DVC stage `evaluate`: the fine-tuned and the pre-trained Moirai (and any reference
+checkpoints) beside the baselines on the same windows of the test (or validation, or another
+lake's) period (finmoirai/evaluation/run.py)."""
 
 import sys
 
@@ -10,7 +11,7 @@ except ModuleNotFoundError:  # not the project's Python: one line, not a traceba
              "(`source .venv/bin/activate`), or run through `make repro`")
 
 if __name__ == "__main__":
-    start_stage(deterministic=False)  # before torch loads: a wrong interpreter gets one line
+    start_stage(deterministic=True)  # the data code's kernels (finmoirai/runtime.py): inputs and paths as forecast's
 
 from finmoirai.atomic import atomic_outputs  # noqa: E402
 from finmoirai.config import stage_params  # noqa: E402
@@ -18,11 +19,12 @@ from finmoirai.evaluation.run import evaluate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    features_dir, preprocessed, baselines, finetuned, pretrained, metrics, plots, live = stage_paths(
-        argv, "features", "preprocessed", "baselines", "finetuned", "pretrained", "metrics", "plots", "live")
+    features_dir, preprocessed, baselines, finetuned, pretrained, metrics, plots, live, forecasts = stage_paths(
+        argv, "features", "preprocessed", "baselines", "finetuned", "pretrained", "metrics", "plots", "live",
+        "forecasts")
     params = stage_params("evaluate")
-    models = {"moirai": finetuned, "zero_shot": pretrained}
-    with atomic_outputs(metrics, plots, live, merge=(metrics,)) as staged:
+    models = {"moirai": finetuned, "pretrained": pretrained}
+    with atomic_outputs(metrics, plots, live, forecasts, merge=(metrics,)) as staged:
         evaluate(params, features_dir, preprocessed, baselines, models, *staged)
 
 

@@ -130,6 +130,15 @@ def test_every_stage_sweeps_what_killed_stages_left(tmp_path, monkeypatch):
      "param market.calendars: equity: 'WALLST' is not a calendar"),
     ({"market__symbol_calendars": {"VOD": "LONDON"}}, "param market.symbol_calendars: VOD: 'LONDON' is not a calendar"),
     ({"market__bar_stamp": "middle"}, "param market.bar_stamp: 'middle' is not one of start, end"),
+    ({"evaluate__accelerator": "tpu"}, "param evaluate.accelerator: 'tpu' is not one of cpu, gpu, cuda, mps, auto"),
+    ({"evaluate__devices": 2}, "param evaluate.devices: evaluate forecasts on one device, got 2"),
+    ({"evaluate__reference_models": {"garch_t": "Salesforce/moirai-1.1-R-small"}},
+     "param evaluate.reference_models: garch_t is already a model's name"),
+    ({"evaluate__reference_models": {"Moirai-Small": "Salesforce/moirai-1.1-R-small"}},
+     "param evaluate.reference_models: Moirai-Small: a name is lower case letters"),
+    ({"evaluate__reference_models": {"small": " "}}, "param evaluate.reference_models: small names no checkpoint"),
+    ({"forecast__quantiles": [0.5, 0.1]}, "param forecast.quantiles: increasing and distinct"),
+    ({"forecast__quantiles": [0.0, 0.5]}, "param forecast.quantiles: levels strictly between 0 and 1"),
     ({"extract__frequency": "1m"},  # a day of one-minute crypto bars is 1,440: two seasons and a horizon
      "param baselines.lookback: 500 bars, but the seasonal baselines need two seasons of 1440 1m bars "
      "(crypto on 24/7)"),

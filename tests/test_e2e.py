@@ -105,10 +105,10 @@ def _metrics(repo: Path) -> dict:
 def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     out = _run(["dvc", "repro"], repo)
     for stage in ("lake", "extract", "preprocess", "features", "build", "pretrain", "finetune", "baselines",
-                  "evaluate"):
+                  "evaluate", "package", "forecast"):
         assert f"Running stage '{stage}'" in out
     metrics = _metrics(repo)
-    for model in ("moirai", "zero_shot", "random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"):
+    for model in ("moirai", "pretrained", "random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets"):
         for name in ("crps", "msis", "coverage_80"):
             assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
     assert metrics["reference"] == "garch_t" and metrics["scored"] == "test"
@@ -144,14 +144,105 @@ def test_second_repro_does_nothing(repo):
     assert "up to date" in status.lower(), status
 
 
+def _forecast(repo: Path, *args: str) -> str:
+    return _run([str(Path(sys.executable).parent / "finmoirai"), "forecast", *args], repo)
+
+
+def test_forecast_as_of_a_test_bar_is_what_evaluate_scored_there(repo, tmp_path):
+    """`finmoirai forecast` with the packaged models/finetuned, as of the bar before one of
+    evaluate's test origins, on the e2e lake: the same windows' inputs through the same data
+    code with the folder's statistics, the same window seed, so the very same sample paths:
+    every quantile equals evaluate's (data/evaluate/forecasts.parquet). The Parquet schema is
+    the documented one. Then the folder alone, copied to an empty directory, forecasts too."""
+    import pandas as pd
+
+    from finmoirai.evaluation.forecast_table import FORECAST_COLUMNS, quantile_column
+    from finmoirai.forecasting.forecast import DEFAULT_QUANTILES
+
+    scored = pd.read_parquet(repo / "data" / "evaluate" / "forecasts.parquet")
+    scored = scored[scored["model"] == "moirai"]
+    origin = scored[scored["symbol"] == "ETH"]["origin"].drop_duplicates().iloc[1]  # a test origin (not the first)
+    window = scored[(scored["symbol"] == "ETH") & (scored["origin"] == origin)].reset_index(drop=True)
+    asof = window["asof"].iloc[0]
+    out = _forecast(repo, "--model", "models/finetuned", "--lake", "data/lake", "--symbols", "ETH",
+                    "--asof", asof.isoformat(), "--out", str(tmp_path / "fc"), "--sample-paths")
+    assert "ETH: 12 bars from" in out, out
+    table = pd.read_parquet(tmp_path / "fc" / "forecast.parquet")
+    levels = [quantile_column(kind, q) for q in DEFAULT_QUANTILES for kind in ("price", "return")]
+    assert list(table.columns) == [*FORECAST_COLUMNS, *levels, "mean_price"]
+    for column in ("asof", "origin", "timestamp"):
+        assert str(table[column].dtype) == "datetime64[us, UTC]", (column, table[column].dtype)
+    assert table["step"].tolist() == list(range(1, 13)) and (table["origin"] == origin).all()
+    assert table["timestamp"].tolist() == window["timestamp"].tolist()
+    for column in ["last_close", *levels, "mean_price"]:
+        np_equal = (table[column].to_numpy() == window[column].to_numpy()).all()
+        assert np_equal, (column, table[column].tolist(), window[column].tolist())
+    samples = pd.read_parquet(tmp_path / "fc" / "samples.parquet")
+    assert len(samples) == 20 * 12 and set(samples.columns) == {"symbol", "origin", "sample", "step", "timestamp",
+                                                                   "price"}
+    assert (tmp_path / "fc" / "fan" / "ETH.png").is_file()
+
+    alone = tmp_path / "empty"
+    shutil.copytree(repo / "models" / "finetuned", alone / "finetuned")
+    shutil.copytree(repo / "data" / "lake", alone / "lake")
+    _run([str(Path(sys.executable).parent / "finmoirai"), "forecast", "--model", "finetuned", "--lake", "lake",
+          "--symbols", "ETH", "--asof", asof.isoformat(), "--out", "fc", "--no-plots"], alone)
+    again = pd.read_parquet(alone / "fc" / "forecast.parquet")
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_forecast_stage_and_model_card(repo):
+    """The forecast stage's artifact starts after the lake's last bar, for every trained asset;
+    the model card is the run's: its numbers are metrics/evaluate.json's."""
+    import pandas as pd
+
+    table = pd.read_parquet(repo / "data" / "forecast" / "forecast.parquet")
+    assert sorted(table["symbol"].unique()) == ["BTC", "ETH", "SPY"] and table.groupby("symbol").size().eq(12).all()
+    assert (table["origin"] > table["asof"]).all() and table["asof"].max() >= pd.Timestamp("2019-09-30", tz="UTC")
+    card = (repo / "models" / "finetuned" / "README.md").read_text()
+    head = _metrics(repo)
+    assert f"{head['test']['skill']:.4f}" in card and f"{head['val']['skill']:.4f}" in card
+    assert f"{head['garch_t']['crps']:.4f}" in card and "## What it is not" in card
+    assert "BTC (crypto, 24/7)" in card and "finmoirai forecast --model models/finetuned" in card
+    for name in ("pretrained", "finetuned"):
+        files = {p.name for p in (repo / "models" / name).iterdir()}
+        assert {"config.json", "model.safetensors", "forecast.json", "training.json", "README.md"} <= files, files
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:  # what DVC's model registry and Studio read
+        artifacts = dvc_repo.artifacts.read()["dvc.yaml"]
+    assert {name: (a.path, a.type) for name, a in artifacts.items()} == {
+        "finmoirai-pretrained": ("models/pretrained", "model"), "finmoirai-finetuned": ("models/finetuned", "model")}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--symbols", "DOGE"], r"--symbols DOGE: the model has no statistics for it \(it was trained on BTC, ETH, SPY\)"),
+    (["--symbols", "ETH", "--asof", "2030-01-01"], r"--asof 2030-01-01 00:00:00\+00:00: beyond the lake's data: ETH's "
+                                                   "last bar is"),
+    (["--symbols", "ETH", "--asof", "2018-01-01T02:00Z"],  # the asset or its market proxy, whichever comes first
+     r"(BTC|ETH): too little history up to 2018-01-01 02:00:00\+00:00 for the model's features"),
+    (["--symbols", "ETH", "--asof", "2017-06-01"], "--lake data/lake: no 1h bars of BTC, ETH from 2018 up to"),
+    (["--symbols", "ETH", "--asof", "yesterday"], "--asof yesterday: not a time"),
+])
+def test_forecast_mistakes_are_one_line(repo, tmp_path, args, message):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    done = subprocess.run([str(Path(sys.executable).parent / "finmoirai"), "forecast", "--model", "models/finetuned",
+                           "--lake", "data/lake", "--out", str(tmp_path / "fc"), *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert re.match(f"error: {message}", last), done.stderr[-2000:]
+    assert not (tmp_path / "fc" / "forecast.parquet").exists()
+
+
 # What an interrupted stage may leave: for each stage, its DVC outputs (dvc.yaml), the folder
 # whose files mean the stage is writing them, and the output it writes as it runs instead of
 # staging it (None: all are staged). build stages its datasets inside data/datasets/.partial/
-# (finmoirai/atomic.py); pretrain stages its model and metrics inside models/pretrained/.partial/,
+# (finmoirai/atomic.py); pretrain stages its model and metrics inside models/checkpoints/pretrained/.partial/,
 # and is past its first training step once dvclive has written a curve into its live folder.
 INTERRUPTED = {
     "build": (("data/datasets",), "data/datasets", ".partial", None),  # the staging folder: the block has begun
-    "pretrain": (("models/pretrained", "dvclive/pretrain/plots", "metrics/pretrain.json"),
+    "pretrain": (("models/checkpoints/pretrained", "dvclive/pretrain/plots", "metrics/pretrain.json"),
                  "dvclive/pretrain/plots", "*.tsv", "dvclive/pretrain/plots"),
 }
 
@@ -257,6 +348,12 @@ def test_interrupted_stage_then_repro_gives_the_same_outputs(repo, tmp_path, sta
         assert f"error: stage {stage} interrupted; its outputs were not written" in output, output[-4000:]
 
 
+# A model knob reruns these; what evaluate scores (another lake, period) reruns scoring and the
+# model card, not the forecast (forecast depends on the folder's model files and recipe only).
+MODEL_STAGES = {"pretrain", "finetune", "evaluate", "package", "forecast"}
+SCORING_STAGES = {"evaluate", "package"}
+
+
 def _ran(out: str) -> set[str]:
     return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
 
@@ -272,7 +369,7 @@ def test_exp_show_is_narrow_and_a_fresh_clone_shows_the_baseline(repo, tmp_path)
     header = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0].split(",")
     print(f"dvc exp show: {len(header)} columns, {leaves} metric columns")
     assert leaves <= 53, leaves  # evaluate 40 (val and test headline, 4 per model), training 6, data quality 7
-    assert len(header) <= 215, len(header)  # 53 metrics, ~105 params, ~54 dependency hashes
+    assert len(header) <= 241, len(header)  # 53 metrics, ~110 params, ~75 dependency hashes
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], clone))))
@@ -288,7 +385,7 @@ def _leaves(tree) -> int:
 
 def test_patch_size_experiment_reruns_only_model_stages(repo):
     out = _run(["dvc", "exp", "run", "-S", "patch_size=64"], repo)
-    assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
+    assert _ran(out) == MODEL_STAGES, out
     assert math.isfinite(_metrics(repo)["moirai"]["crps"])
 
 
@@ -317,7 +414,7 @@ def test_back_to_the_baseline_restores_from_the_run_cache(repo):
     baseline's models and the very same (git-tracked, cache: false) metrics."""
     out = _run(["dvc", "exp", "run", "-S", "patch_size=16"], repo)
     assert _ran(out) == set(), out
-    for stage in ("pretrain", "finetune", "evaluate"):
+    for stage in MODEL_STAGES:
         assert f"Stage '{stage}' is cached - skipping run" in out, out
     committed = _run(["git", "show", "HEAD:metrics/evaluate.json"], repo)
     assert _metrics(repo) == json.loads(committed)
@@ -351,7 +448,7 @@ def test_model_knobs_never_rerun_the_baselines(repo):
     run's outputs: the plots test diffs against them.)"""
     before = (repo / "data" / "baselines" / "test.parquet").read_bytes()
     out = _run(["dvc", "exp", "run", "-S", "seed=7"], repo)
-    assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
+    assert _ran(out) == MODEL_STAGES, out
     assert (repo / "data" / "baselines" / "test.parquet").read_bytes() == before
 
 
@@ -379,7 +476,7 @@ def test_queued_sweep_and_group_switch_run_exactly_their_stages(repo):
         time.sleep(5)
     assert status.count("Success") == 4, status
     for name, log in {**_queue_logs(seeds, repo), **_queue_logs(groups, repo)}.items():
-        assert _ran(log) == {"pretrain", "finetune", "evaluate"}, (name, log[-3000:])
+        assert _ran(log) == MODEL_STAGES, (name, log[-3000:])
     rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], repo))))
     runs = {(r["seed"], r["model.d_model"]): r for r in rows if r["Experiment"]}
     for key in (("1", "64"), ("2", "64"), ("3", "64"), ("42", "384")):
@@ -398,7 +495,7 @@ def test_repro_reads_params_yaml_as_it_is(repo):
     params["evaluate"]["num_samples"] = 30
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], repo)
-    assert _ran(out) == {"evaluate"}, out
+    assert _ran(out) == {"evaluate", "package", "forecast"}, out  # forecast: the folder's sample count moved
     assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["num_samples"] == 30
     with pytest.raises(ParamsError, match=r"evaluate\.num_samples is 30, but conf/ composes 20"):
         check_composed(repo)
@@ -407,7 +504,7 @@ def test_repro_reads_params_yaml_as_it_is(repo):
 
 def test_target_and_calendar_knobs_rerun_only_the_model_stages(repo):
     out = _run(["dvc", "exp", "run", "-S", "target=level", "-S", "model.scaler=std", "-S", "calendar=true"], repo)
-    assert _ran(out) == {"pretrain", "finetune", "evaluate"}, out
+    assert _ran(out) == MODEL_STAGES, out
     metrics = _metrics(repo)
     assert math.isfinite(metrics["moirai"]["crps"]) and math.isfinite(metrics["test"]["skill"])
 
@@ -418,7 +515,7 @@ def test_evaluate_on_another_lake_without_retraining(repo):
          "-S", "evaluate.asset_classes=[crypto]"],
         repo,
     )
-    assert _ran(out) == {"evaluate"}, out
+    assert _ran(out) == SCORING_STAGES, out
     per_asset = json.loads((repo / "metrics" / "evaluate_per_asset.json").read_text())
     assert sorted(per_asset) == ["BTC", "ETH"]
     assert "| moirai |" in (repo / "metrics" / "report.md").read_text()
@@ -437,11 +534,11 @@ def test_evaluate_on_a_lake_of_other_years_reruns_only_evaluate(repo):
 
     write_hourly_lake(repo / "other_lake", {"BTC": "crypto", "ETH": "crypto"}, "2022-11-01", "2023-02-01")
     out = _run(["dvc", "exp", "run", *OTHER_LAKE], repo)
-    assert _ran(out) == {"evaluate"}, out
+    assert _ran(out) == SCORING_STAGES, out
     metrics = _metrics(repo)
     assert metrics["test"]["windows"] == 8, metrics  # 2 assets x origins 1464, 1704, 1944, 2184 (stride 240)
     assert math.isfinite(metrics["test"]["skill"]) and metrics["val"]["skill"] is None  # that lake has no val period
-    for model in ("moirai", "zero_shot", "random_walk", "rw_ewma"):
+    for model in ("moirai", "pretrained", "random_walk", "rw_ewma"):
         for name in ("crps", "msis", "coverage_80"):
             assert math.isfinite(metrics[model][name]), (model, name, metrics[model])
     per_asset = json.loads((repo / "metrics" / "evaluate_per_asset.json").read_text())
@@ -459,17 +556,48 @@ def test_an_edited_file_of_the_other_lake_reruns_evaluate(repo):
     frame = pl.read_parquet(path)
     frame.head(frame.height - 300).write_parquet(path)
     out = _run(["dvc", "exp", "run", *OTHER_LAKE], repo)
-    assert _ran(out) == {"evaluate"}, out
+    assert _ran(out) == SCORING_STAGES, out
     assert _metrics(repo)["test"]["windows"] == before - 2  # BTC keeps origins 1464 and 1704
 
 
 def test_validation_period_is_scored_by_evaluate_alone(repo):
     out = _run(["dvc", "exp", "run", "-S", "evaluate.split=val"], repo)
-    assert _ran(out) == {"evaluate"}, out
+    assert _ran(out) == SCORING_STAGES, out
     metrics = _metrics(repo)
     assert metrics["scored"] == "val" and metrics["val"]["windows"] > 0 and math.isfinite(metrics["val"]["skill"])
     assert metrics["test"]["skill"] is None  # choosing on validation never looks at test
     assert "Validation period from 2019-01-01" in (repo / "metrics" / "report.md").read_text()
+
+
+def test_a_reference_checkpoint_is_scored_beside_the_models_offline(repo, monkeypatch):
+    """evaluate.reference_models: a Moirai checkpoint folder in the hub's own format (stock
+    uni2ts save_pretrained, no finmoirai entry: uni2ts's scaler), written here, scored zero-shot
+    and close-only on the same windows, with the hub switched off."""
+    import pandas as pd
+    from uni2ts.distribution import (
+        LogNormalOutput,
+        MixtureOutput,
+        NegativeBinomialOutput,
+        NormalFixedScaleOutput,
+        StudentTOutput,
+    )
+    from uni2ts.model.moirai import MoiraiModule
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    stock = MoiraiModule(distr_output=MixtureOutput([StudentTOutput(), NormalFixedScaleOutput(),
+                                                     NegativeBinomialOutput(), LogNormalOutput()]),
+                         d_model=32, num_layers=1, patch_sizes=(8, 16, 32, 64, 128), max_seq_len=512,
+                         attn_dropout_p=0.0, dropout_p=0.0, scaling=True)
+    stock.save_pretrained(str(repo / "reference" / "moirai-local"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = _run(["dvc", "exp", "run", "-S", "+evaluate.reference_models.local_ref=reference/moirai-local"], repo)
+    assert _ran(out) == SCORING_STAGES, out
+    metrics = _metrics(repo)
+    assert math.isfinite(metrics["local_ref"]["crps"]) and metrics["local_ref"]["crps"] != metrics["moirai"]["crps"]
+    scored = pd.read_parquet(repo / "data" / "evaluate" / "forecasts.parquet")
+    assert set(scored["model"]) == {"moirai", "pretrained", "local_ref"}
+    assert "| local_ref |" in (repo / "metrics" / "report.md").read_text()
 
 
 def test_plots_show_and_diff_draw_every_plot_with_a_subset_of_baselines(repo):

@@ -14,7 +14,13 @@ PACKAGE = REPO / "finmoirai"
 # Lower layers never import higher ones; a module may import its own layer (no cycles, below).
 LAYERS = {"finmoirai": 0, "finmoirai.params": 0, "finmoirai.runtime": 0, "finmoirai.errors": 0,
           "finmoirai.atomic": 0, "finmoirai.data": 1,
-          "finmoirai.training": 2, "finmoirai.evaluation": 3, "finmoirai.config": 4, "finmoirai.cli": 5}
+          "finmoirai.training": 2, "finmoirai.evaluation": 3, "finmoirai.forecasting": 4, "finmoirai.config": 4,
+          "finmoirai.cli": 5}
+# The one project import deferred into a function, and why: `finmoirai check` (run by make repro
+# before every dvc repro) must stay about a second, and the forecast command's stack (torch,
+# uni2ts, pandas-ta) takes several seconds to import.
+DEFERRED = {("finmoirai.cli", "finmoirai.forecasting.forecast"),
+            ("finmoirai.cli", "finmoirai.evaluation.forecast_table")}
 STAGE_MAX_LINES = 40
 
 
@@ -81,6 +87,8 @@ def test_project_imports_are_at_the_top_and_real() -> None:
     hidden = []
     for mod, deps in graph().items():
         for dep, node, parents in deps:
+            if (mod, dep) in DEFERRED:
+                continue
             if any(isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef, ast.If)) for p in parents):
                 hidden.append(f"{mod}:{node.lineno} imports {dep} inside a function or an `if`")
     assert not hidden, hidden

@@ -19,7 +19,8 @@ from finmoirai.config import declared_outputs
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 # Names in the README that are not paths of this repo: examples of the user's own, hub ids, zones
-NOT_REPO_PATHS = {"America/New_York", "Salesforce/moirai-1.1-R-small", "models/hub", ".dvc/config.local", "n/a"}
+NOT_REPO_PATHS = {"America/New_York", "Salesforce/moirai-1.1-R-small", "models/hub", ".dvc/config.local", "n/a",
+                  "you/finmoirai-hourly"}
 FILE_SUFFIX = re.compile(r"\.(py|ya?ml|json|md|lock|txt|toml|tsv|csv|png|parquet|sh)$")
 
 

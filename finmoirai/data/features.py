@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 OHLCV_ARGS = {"open_": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
 CROSS_COLUMNS = ["mkt_corr", "mkt_beta", "mkt_relstr"]
 REGIME_COLUMNS = ["regime_trending", "regime_ranging", "regime_volatile"]
+VOL_THRESHOLD = "vol_threshold"  # saved in regime_volatile's scaler entry: the fitted regime threshold
 BASE_COLUMNS = ["open", "high", "low", "log_volume"]
 ADX_LENGTH = 14
 # Under the `log_return` target the covariates must be stationary too. pandas-ta columns are
@@ -100,17 +101,31 @@ def cross_asset(close: pd.Series, proxy_close: pd.Series, window: int) -> pd.Dat
 # --------------------------------------------------------------------------- regime
 
 
-def regime(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig, adx: pd.Series | None = None) -> pd.DataFrame:
-    """One-hot regime: volatile (realised vol above its training quantile), else trending
-    (ADX above threshold), else ranging. NaN while vol or ADX is still warming up.
-    `adx`: the ADX_14 series when the indicators already computed it (same numbers)."""
-    vol = np.log(df["close"]).diff().rolling(cfg.regime_window).std()
+def realised_vol(df: pd.DataFrame, cfg: FeaturesConfig) -> pd.Series:
+    """Rolling std of log-close returns over `features.regime_window` bars (trailing)."""
+    return np.log(df["close"]).diff().rolling(cfg.regime_window).std()
+
+
+def fit_regime_threshold(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig) -> float:
+    """The volatile regime's threshold: the training period's `regime_vol_quantile` of realised vol."""
+    vol = realised_vol(df, cfg)
     train_vol = vol[(df.index < split.train_end_ts)].dropna()
     if train_vol.empty:
         raise DataError(f"no training-period bars to fit the regime volatility threshold (its first "
                         f"features.regime_window={cfg.regime_window} bars before split.train_end={split.train_end} "
                         "are the window's warm-up)")
-    threshold = float(train_vol.quantile(cfg.regime_vol_quantile))
+    return float(train_vol.quantile(cfg.regime_vol_quantile))
+
+
+def regime(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig, adx: pd.Series | None = None,
+           threshold: float | None = None) -> pd.DataFrame:
+    """One-hot regime: volatile (realised vol above its training quantile), else trending
+    (ADX above threshold), else ranging. NaN while vol or ADX is still warming up.
+    `adx`: the ADX_14 series when the indicators already computed it (same numbers);
+    `threshold`: the vol threshold already fitted (a trained model's, when forecasting)."""
+    vol = realised_vol(df, cfg)
+    if threshold is None:
+        threshold = fit_regime_threshold(df, split, cfg)
     if adx is None:
         adx = ta.adx(df["high"], df["low"], df["close"], length=ADX_LENGTH)[f"ADX_{ADX_LENGTH}"]
     volatile = vol > threshold
@@ -159,13 +174,22 @@ def stationary_columns(raw: pd.DataFrame, df: pd.DataFrame) -> dict[str, np.ndar
 
 
 def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig,
-                   ohlcv_scaler: dict[str, dict]) -> tuple[pd.DataFrame, dict[str, dict], dict[str, list[str]]]:
+                   ohlcv_scaler: dict[str, dict], fitted: dict[str, dict] | None = None,
+                   ) -> tuple[pd.DataFrame, dict[str, dict], dict[str, list[str]]]:
     """Normalised feature frame, scalers and covariates per target representation of one asset:
     the frame holds timestamp, observed, close_raw, target (z-scored
     close), log_return (percent), then the `level` covariates, then the `log_return` target's
-    stationary covariates that are not already among them."""
+    stationary covariates that are not already among them.
+
+    `fitted`: this asset's statistics from a trained model's folder (its features scalers,
+    the regime threshold among them), applied as they are instead of fitted on `split`'s
+    training period: a forecast sees the numbers the model was trained with."""
     df = df.set_index("timestamp")
     train = (df.index < split.train_end_ts) & df["observed"].to_numpy()
+
+    def zscore(col: str, values: np.ndarray) -> dict[str, Any]:
+        return fitted[col] if fitted is not None else fit_zscore(values, train)
+
     indicators = compute_indicators(df, cfg.indicators)
     raw = pd.concat([indicators,
                      cross_asset(df["close"], proxy.set_index("timestamp")["close"], cfg.cross_window)], axis=1)
@@ -180,18 +204,21 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
         cov[col] = np.where(unobserved, np.nan, cov[col])
     values = raw.to_numpy(dtype=float)  # one block: column slices instead of pandas masks per column
     for j, col in enumerate(raw.columns):
-        scalers[col] = fit_zscore(values[:, j], train)
+        scalers[col] = zscore(col, values[:, j])
         cov[col] = apply_scaler(values[:, j], scalers[col])
     same_adx = any(spec["name"] == "adx" and indicator_kwargs(spec) == {"length": ADX_LENGTH}
                    for spec in cfg.indicators)
     adx = indicators[f"ADX_{ADX_LENGTH}"] if same_adx else None
-    for col, series in regime(df, split, cfg, adx).items():
+    threshold = (fitted[REGIME_COLUMNS[-1]][VOL_THRESHOLD] if fitted is not None
+                 else fit_regime_threshold(df, split, cfg))
+    for col, series in regime(df, split, cfg, adx, threshold).items():
         scalers[col] = {"mean": 0.0, "std": 1.0, "transform": "identity"}  # one-hot stays 0/1
         cov[col] = series.to_numpy()
+    scalers[REGIME_COLUMNS[-1]] = scalers[REGIME_COLUMNS[-1]] | {VOL_THRESHOLD: threshold}
     stationary = stationary_columns(raw, df)
     for col, values in stationary.items():
         if col not in cov:
-            scalers[col] = fit_zscore(values, train)
+            scalers[col] = zscore(col, values)
             cov[col] = apply_scaler(values, scalers[col])
     sets = {"level": [c for c in cov if not c.endswith("_rel")],
             "log_return": ["log_volume", *stationary, *REGIME_COLUMNS]}
@@ -243,8 +270,8 @@ def _proxy(path: Path) -> pd.DataFrame:
 
 
 def features_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig, cfg: FeaturesConfig,
-                 ohlcv_scaler: dict[str, dict],
-                 on_bad_asset: str) -> tuple[dict[str, list[str]], dict[str, dict], str] | str:
+                 ohlcv_scaler: dict[str, dict], on_bad_asset: str,
+                 fitted: dict[str, dict] | None = None) -> tuple[dict[str, list[str]], dict[str, dict], str] | str:
     """Features of one asset written to `out_dir`; returns (covariates per target, scalers, first
     complete row), or why the asset was left out (too short for a window, on_bad_asset: skip)."""
     sym = asset["symbol"]
@@ -253,7 +280,7 @@ def features_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig, c
             df = pd.read_parquet(in_dir / f"{sym}.parquet")
             proxy = _proxy(in_dir / f"{cfg.market_proxy[asset['asset_class']]}.parquet")
             try:
-                out, scalers, sets = asset_features(df, proxy, split, cfg, ohlcv_scaler)
+                out, scalers, sets = asset_features(df, proxy, split, cfg, ohlcv_scaler, fitted)
             except DataError as e:  # too few bars for a window
                 raise BadAsset(sym, f"{e}; extend its data, or set preprocess.on_bad_asset: skip") from e
             names = list(out.columns[5:])
@@ -294,13 +321,14 @@ def _indicator_columns(spec: dict) -> list[str]:
         return []
 
 
-def _features_task(item: tuple[dict, dict], **kw: Any) -> tuple[dict[str, list[str]], dict[str, dict], str] | str:
-    asset, scaler = item
-    return features_one(asset, ohlcv_scaler=scaler, **kw)
+def _features_task(item: tuple[dict, dict, dict | None],
+                   **kw: Any) -> tuple[dict[str, list[str]], dict[str, dict], str] | str:
+    asset, scaler, fitted = item
+    return features_one(asset, ohlcv_scaler=scaler, fitted=fitted, **kw)
 
 
 def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_dir: str | Path,
-             on_bad_asset: str) -> dict:
+             on_bad_asset: str, fitted: dict[str, dict] | None = None) -> dict:
     """Write one normalised feature parquet per asset, manifest.json and scalers.json. An asset
     too short for a feature window stops the stage, or (`on_bad_asset: skip`) is left out and
     listed under `skipped_assets` in the manifest.
@@ -323,7 +351,9 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
     return_covariates: list[str] | None = None
     scalers, kept, skipped = {}, [], {}
     try:
-        results = map_assets(task, [(asset, ohlcv_scalers[asset["symbol"]]) for asset in assets], workers)
+        items = [(asset, ohlcv_scalers[asset["symbol"]], None if fitted is None else fitted[asset["symbol"]])
+                 for asset in assets]
+        results = map_assets(task, items, workers)
         for asset, (sets, scaler, first) in kept_assets(assets, results, "features", skipped):
             sym = asset["symbol"]
             kept.append(asset)
@@ -344,15 +374,23 @@ def features(in_dir: str | Path, split: SplitConfig, cfg: FeaturesConfig, out_di
 
 def features_from_lake(lake: Path, selection: ExtractConfig, split: SplitConfig, preprocess_cfg: PreprocessConfig,
                        cfg: FeaturesConfig, work: Path, *, market: MarketConfig, strict: bool,
-                       naive_timezone: str | None) -> dict:
+                       naive_timezone: str | None, fitted: dict[str, dict] | None = None,
+                       until: pd.Timestamp | None = None) -> dict:
     """extract -> preprocess -> features of another lake, under `work` (extracted/,
     preprocessed/ with its scalers.json, features/): the same code as the stages, for build's
-    synthetic corpus and evaluate's other-lake mode. Returns the features manifest."""
-    extract(lake, selection, work / "extracted", strict=strict, naive_timezone=naive_timezone)
+    synthetic corpus, evaluate's other-lake mode and the forecast command. Returns the
+    features manifest.
+
+    `fitted` ({"preprocess": scalers per symbol, "features": scalers per symbol}, a trained
+    model's) replaces every statistic the stages fit on `split`'s training period; `until`
+    drops the bars after that time before anything is computed (a forecast as of then)."""
+    extract(lake, selection, work / "extracted", strict=strict, naive_timezone=naive_timezone, until=until)
     # Its assets need no validation or test bars: the synthetic corpus is train-only, and a
     # scored lake's test windows are checked by evaluate.
-    preprocess(work / "extracted", split, preprocess_cfg, work / "preprocessed", market, periods=())
-    return features(work / "preprocessed", split, cfg, work / "features", preprocess_cfg.on_bad_asset)
+    preprocess(work / "extracted", split, preprocess_cfg, work / "preprocessed", market, periods=(),
+               fitted=None if fitted is None else fitted["preprocess"])
+    return features(work / "preprocessed", split, cfg, work / "features", preprocess_cfg.on_bad_asset,
+                    fitted=None if fitted is None else fitted["features"])
 
 
 def _check_columns(sym: str, names: list[str], expected: list[str] | None) -> list[str]:

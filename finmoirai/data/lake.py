@@ -337,10 +337,11 @@ def spacing_mismatch(ts: pl.Series, frequency: str) -> str | None:
 
 
 def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path, *, strict: bool,
-            naive_timezone: str | None) -> list[dict]:
+            naive_timezone: str | None, until: pd.Timestamp | None = None) -> list[dict]:
     """Write one parquet per selected asset plus manifest.json (the assets, and the partitions
     skipped when not `strict`); one asset in memory at a time, read from its own partition
-    files only (the rest of the lake is never opened)."""
+    files only (the rest of the lake is never opened). `until`: only the bars stamped at or
+    before it (a forecast as of that time)."""
     lake_path, out_dir = Path(lake_path), Path(out_dir)
     scan = select_assets(lake_path, cfg, strict)
     if out_dir.exists():
@@ -350,6 +351,11 @@ def extract(lake_path: str | Path, cfg: ExtractConfig, out_dir: str | Path, *, s
     for (asset_class, symbol), files in tqdm(scan.assets.items(), desc="extract", leave=False):
         collected = _collect_symbol(lake_path, symbol, files, naive_timezone, strict)
         df = collected.bars
+        if until is not None:
+            df = df.filter(pl.col("timestamp") <= until.to_pydatetime())
+            if df.is_empty():
+                raise DataError(f"lake {lake_path}: {symbol} has no bar at or before {until} (its first is "
+                                f"{pd.Timestamp(collected.bars['timestamp'].min())}); forecast from a later time")
         mismatch = spacing_mismatch(df["timestamp"], cfg.frequency)
         if mismatch:
             scan.malformed(files[0].parent.parent, mismatch)

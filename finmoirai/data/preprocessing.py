@@ -377,15 +377,17 @@ SCORED_PERIODS = ("val", "test")  # the periods the main pipeline needs bars in 
 
 
 def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig, cfg: PreprocessConfig,
-                   market: MarketConfig) -> tuple[dict[str, int], dict[str, Any]] | str:
+                   market: MarketConfig,
+                   fitted: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, int], dict[str, Any]] | str:
     """Clean one extracted asset and write its parquet; returns (quality counts, scaler), or
-    why the asset was left out (`preprocess.on_bad_asset: skip`)."""
+    why the asset was left out (`preprocess.on_bad_asset: skip`). `fitted`: scalers from a
+    trained model's folder, per symbol, used instead of fitting on the training period."""
     sym = asset["symbol"]
     try:
         with about_asset(sym):
             raw = pd.read_parquet(in_dir / f"{sym}.parquet")
             df, counts = clean_asset(raw, asset_calendar(market, asset), cfg, sym, asset.get("wrong_year", 0))
-            scaler = fit_scaler(df, split, cfg.min_train_rows, sym)
+            scaler = fit_scaler(df, split, cfg.min_train_rows, sym) if fitted is None else fitted[sym]
     except BadAsset as e:
         if cfg.on_bad_asset == "skip":
             return e.reason
@@ -396,11 +398,12 @@ def preprocess_one(asset: dict, in_dir: Path, out_dir: Path, split: SplitConfig,
 
 def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, out_dir: str | Path,
                market: MarketConfig, metrics_path: str | Path | None = None,
-               periods: tuple[str, ...] = SCORED_PERIODS) -> dict:
+               periods: tuple[str, ...] = SCORED_PERIODS, fitted: dict[str, dict] | None = None) -> dict:
     """Clean every extracted asset; write parquets, scalers.json, manifest.json, quality.json
     (raw counts per asset), quality_report.json (totals, actions, per-asset counts, what was
     left out) and, to `metrics_path` when given, the report's headline totals (DVC metrics:
-    `dvc exp show`). `periods`: the split periods that some asset must have bars in.
+    `dvc exp show`). `periods`: the split periods that some asset must have bars in;
+    `fitted`: a trained model's scalers per symbol, applied instead of fitted (forecasting).
 
     Assets are independent, so they are processed one at a time per worker process
     (`cfg.workers`); memory is bounded by the assets in flight, never by the whole lake."""
@@ -415,7 +418,8 @@ def preprocess(in_dir: str | Path, split: SplitConfig, cfg: PreprocessConfig, ou
     out_dir.mkdir(parents=True)
     workers = resolve_workers(cfg.workers, len(assets))
     logger.info("preprocess: %d assets on %d process(es)", len(assets), workers)
-    clean_one = functools.partial(preprocess_one, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg, market=market)
+    clean_one = functools.partial(preprocess_one, in_dir=in_dir, out_dir=out_dir, split=split, cfg=cfg, market=market,
+                                  fitted=fitted)
     scalers, quality, manifest, skipped = {}, {}, [], {}
     results = map_assets(clean_one, assets, workers)
     for asset, (counts, scaler) in kept_assets(assets, results, "preprocess", skipped):

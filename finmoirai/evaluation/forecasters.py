@@ -7,16 +7,27 @@ back to prices (finmoirai.evaluation.series); the baselines are finmoirai.evalua
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from uni2ts.model.moirai import MoiraiForecast, MoiraiModule
 
 from finmoirai.data.calendars import bars_per_session
 from finmoirai.evaluation import baselines
 from finmoirai.evaluation.series import AssetSeries
-from finmoirai.params.evaluation import BaselinesConfig, EvaluateConfig
+from finmoirai.params.evaluation import BaselinesConfig
+from finmoirai.params.training import Knobs
+
+
+def window_seed(seed: int, symbol: str, origin: pd.Timestamp) -> int:
+    """The seed of one forecast window: the run's seed, the asset and the origin's time, so a
+    window draws the same paths whichever other windows are forecast with it (evaluate's
+    periods, or `finmoirai forecast` as of the bar before that origin)."""
+    words = [seed, zlib.crc32(symbol.encode()), *divmod(int(pd.Timestamp(origin).value), 2**32)]
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0])
 
 
 def moirai_samples(
@@ -27,12 +38,19 @@ def moirai_samples(
     prediction_length: int,
     patch_size: int,
     num_samples: int,
-    batch_size: int,
+    seed: int,
     calendar: bool = False,
+    covariates: bool = True,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Sample paths (W, S, H) in price units from uni2ts's MoiraiForecast; with `calendar`, the
-    calendar covariates of context and horizon go in as known-future `feat_dynamic_real`."""
-    k = series.covariates.shape[1]
+    """Sample paths (W, S, H) in price units from uni2ts's MoiraiForecast, one window at a time,
+    each drawn under its own `window_seed`. With `calendar`, the calendar covariates of context
+    and horizon go in as known-future `feat_dynamic_real`; without `covariates`, the target
+    alone (a close-only reference, as Moirai's authors score it).
+
+    One window per forward pass, so that a window's draw is the same in any company: on 2
+    cores it is as fast as batches of 32 (64 test windows: 3.9 s against 4.7 s)."""
+    k = series.covariates.shape[1] if covariates else 0
     known = series.calendar.shape[1] if calendar else 0
     forecaster = MoiraiForecast(
         prediction_length=prediction_length,
@@ -44,50 +62,54 @@ def moirai_samples(
         patch_size=patch_size,
         num_samples=num_samples,
     ).eval()
+
+    def tensor(values: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(values, dtype=dtype, device=device)
+
     out = []
-    for i in range(0, len(origins), batch_size):
-        batch = origins[i : i + batch_size]
-        idx = batch[:, None] + np.arange(-context_length, 0)[None, :]
-        target = series.target_z[idx][..., None]
-        covs = series.covariates[idx]
+    for origin in origins:
+        context = np.arange(origin - context_length, origin)[None, :]
+        target = series.target_z[context][..., None]
         inputs = {}
+        if k:
+            covs = series.covariates[context]
+            inputs |= {"past_feat_dynamic_real": tensor(np.nan_to_num(covs)),
+                       "past_observed_feat_dynamic_real": tensor(np.isfinite(covs), torch.bool)}
         if known:
-            full = batch[:, None] + np.arange(-context_length, prediction_length)[None, :]
-            future = series.calendar[full]
-            inputs = {"feat_dynamic_real": torch.as_tensor(np.nan_to_num(future), dtype=torch.float32),
-                      "observed_feat_dynamic_real": torch.as_tensor(np.isfinite(future))}
-        with torch.no_grad():
-            preds = forecaster(
-                past_target=torch.as_tensor(np.nan_to_num(target), dtype=torch.float32),
-                past_observed_target=torch.as_tensor(np.isfinite(target)),
-                past_is_pad=torch.zeros(idx.shape, dtype=torch.bool),
-                past_feat_dynamic_real=torch.as_tensor(np.nan_to_num(covs), dtype=torch.float32),
-                past_observed_feat_dynamic_real=torch.as_tensor(np.isfinite(covs)),
-                **inputs,
-            )
-        out.append(series.to_price(preds.numpy().astype(np.float64), batch))
-    return np.concatenate(out, axis=0)
+            future = series.calendar[np.arange(origin - context_length, origin + prediction_length)[None, :]]
+            inputs |= {"feat_dynamic_real": tensor(np.nan_to_num(future)),
+                       "observed_feat_dynamic_real": tensor(np.isfinite(future), torch.bool)}
+        with torch.random.fork_rng(devices=[] if str(device) == "cpu" else [torch.device(device)]):
+            torch.manual_seed(window_seed(seed, series.symbol, series.timestamps[origin]))
+            with torch.no_grad():
+                preds = forecaster(
+                    past_target=tensor(np.nan_to_num(target)),
+                    past_observed_target=tensor(np.isfinite(target), torch.bool),
+                    past_is_pad=torch.zeros(context.shape, dtype=torch.bool, device=device),
+                    **inputs,
+                )
+        out.append(preds.cpu().numpy().astype(np.float64))
+    return series.to_price(np.concatenate(out, axis=0), np.asarray(origins))
 
 
 SampleFn = Callable[[AssetSeries, np.ndarray, int], np.ndarray]
 
 
-def moirai_forecasters(modules: dict[str, MoiraiModule], context_length: int, prediction_length: int,
-                       patch_size: int, cfg: EvaluateConfig, calendar: bool = False) -> dict[str, SampleFn]:
-    """Each trained module as (series, origins, seed) -> sample paths (W, S, H). The draws are
-    torch's, seeded with `seed` on a forked generator for each call: an asset's paths are the
-    same whichever models or periods are scored before it (the validation headline of a test
-    run and a full `evaluate.split: val` run draw the same paths)."""
-    ctx, h, n = context_length, prediction_length, cfg.num_samples
+def moirai_forecasters(modules: dict[str, MoiraiModule], knobs: Knobs, num_samples: int,
+                       close_only: tuple[str, ...] = (), device: torch.device | str = "cpu") -> dict[str, SampleFn]:
+    """Each module as (series, origins, seed) -> sample paths (W, S, H). Every window draws
+    with `window_seed(knobs.seed, ...)` (the seed argument, which the baselines use per asset,
+    is not needed): the same paths whichever models, periods or assets are scored with it.
+    The models in `close_only` see the target alone."""
 
-    def sampler(module: MoiraiModule) -> SampleFn:
+    def sampler(name: str, module: MoiraiModule) -> SampleFn:
         def draw(series: AssetSeries, origins: np.ndarray, seed: int) -> np.ndarray:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                return moirai_samples(module, series, origins, ctx, h, patch_size, n, cfg.batch_size, calendar)
+            return moirai_samples(module, series, origins, knobs.context_length, knobs.prediction_length,
+                                  knobs.patch_size, num_samples, knobs.seed, calendar=knobs.calendar,
+                                  covariates=name not in close_only, device=device)
         return draw
 
-    return {name: sampler(module) for name, module in modules.items()}
+    return {name: sampler(name, module) for name, module in modules.items()}
 
 
 def baseline_forecasters(cfg: BaselinesConfig, context_length: int, prediction_length: int) -> dict[str, SampleFn]:

@@ -23,7 +23,8 @@ def _plt():
     return plt
 
 
-def plot_fan_chart(w: Windows, samples: np.ndarray, model: str, path: Path, max_windows: int = 10) -> None:
+def plot_fan_chart(w: Windows, samples: np.ndarray, model: str, path: Path, max_windows: int = 10,
+                   title: str | None = None) -> None:
     """History, truth, median and 50%/90% bands of the last `max_windows` forecasts
     (`samples`: the model's price paths (W, S, H) on `w`'s windows)."""
     plt = _plt()
@@ -44,7 +45,7 @@ def plot_fan_chart(w: Windows, samples: np.ndarray, model: str, path: Path, max_
         ax.fill_between(t, q25, q75, color="tab:blue", alpha=0.35, lw=0, label="50% interval" if n == 0 else None)
         ax.plot(t, q50, color="tab:blue", lw=1.0, label="median" if n == 0 else None)
         ax.axvline(t[0], color="grey", lw=0.4, alpha=0.5)
-    ax.set_title(f"{s.symbol}: {model} rolling forecasts (test period, price units)")
+    ax.set_title(title or f"{s.symbol}: {model} rolling forecasts (test period, price units)")
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()

@@ -5,9 +5,12 @@ windows (series.plan_windows) -> sample paths per model (forecasters) -> per-win
 
 `baselines` runs the first three steps for `baselines.models` on the validation and the test
 windows of the pipeline's own data, with `baselines.seed`, and writes the score tables: a model
-knob never reruns them. `evaluate` runs them for the fine-tuned and the zero-shot Moirai on the
-scored period's windows, joins the baselines' rows (the same windows, checked), and writes the
-headline metrics, the details, the report and the plots.
+knob never reruns them. `evaluate` runs them for the fine-tuned Moirai (`moirai`), the
+pre-trained one before fine-tuning (`pretrained`) and any `evaluate.reference_models` (Moirai
+checkpoints from elsewhere, zero-shot) on the scored period's windows, joins the baselines'
+rows (the same windows, checked), and writes the headline metrics, the details, the report,
+the plots and the forecasts themselves (data/evaluate/forecasts.parquet, the schema of
+finmoirai.forecasting.forecast).
 
 With `evaluate.lake_path` another lake than lake.path (or a selection of its own), evaluate
 runs extract -> preprocess -> features on it in a scratch directory, with this repo's params
@@ -27,10 +30,11 @@ import pandas as pd
 import torch
 
 from dvclive import Live
-from finmoirai import write_json
+from finmoirai import write_json, write_parquet
 from finmoirai.atomic import scratch_dir
 from finmoirai.data.lake import list_assets
 from finmoirai.data.targets import TARGET_COLUMNS
+from finmoirai.evaluation.forecast_table import forecast_frame, last_close
 from finmoirai.evaluation.forecasters import moirai_forecasters
 from finmoirai.evaluation.metrics import check_same_windows, headline, summarise
 from finmoirai.evaluation.other_lake import (
@@ -51,17 +55,19 @@ from finmoirai.evaluation.scoring import (
 )
 from finmoirai.evaluation.series import Windows
 from finmoirai.params import Params
+from finmoirai.params.base import require
 from finmoirai.training.module import load_module
 
 logger = logging.getLogger(__name__)
 
 
-def score_moirai(windows: list[Windows], modules: dict, params: Params,
-                 keep: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
-    """The trained models' rows of the score table (asset n's paths drawn with the top-level seed + n)."""
-    experiment = params.knobs
-    fns = moirai_forecasters(modules, experiment.context_length, experiment.prediction_length, experiment.patch_size,
-                             params.evaluate, experiment.calendar)
+def score_moirai(windows: list[Windows], modules: dict, params: Params, keep: tuple[str, ...] = (),
+                 device: torch.device | str = "cpu") -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+    """The Moirai models' rows of the score table (each window drawn under its `window_seed`);
+    the reference models see the target alone unless `evaluate.reference_covariates`."""
+    experiment, cfg = params.knobs, params.evaluate
+    close_only = () if cfg.reference_covariates else tuple(cfg.reference_models)
+    fns = moirai_forecasters(modules, experiment, cfg.num_samples, close_only=close_only, device=device)
     table, kept, seconds = score_windows(windows, fns, experiment.seed, experiment.context_length,
                                          experiment.prediction_length, params.evaluate.stride, keep=keep)
     logger.info("model forecast seconds: %s", {k: round(v, 1) for k, v in seconds.items()})
@@ -115,7 +121,8 @@ def validation_headline(params: Params, features_dir: Path, preprocessed_dir: Pa
     cfg, experiment = params.evaluate, params.knobs
     windows, _ = period_windows(features_dir, preprocessed_dir, params.split, "val", experiment, cfg.stride,
                                 covariates)
-    moirai, _ = score_moirai(windows, {"moirai": modules["moirai"]}, params)
+    moirai, _ = score_moirai(windows, {"moirai": modules["moirai"]}, params, device=next(
+        modules["moirai"].parameters()).device)
     reference = stored_baselines(baselines_dir, "val", params.baselines)
     table = pd.concat([moirai, reference[reference["model"] == cfg.reference]], ignore_index=True)
     check_same_windows(table, f"{baselines_dir / 'val.parquet'}")
@@ -145,12 +152,56 @@ def log_to_dvclive(head: dict, result: dict, live_dir: Path) -> None:
         live.log_plot("pit", pit, x="pit", y=models, title="PIT histogram (counts)")
 
 
+def evaluation_device(accelerator: str) -> torch.device:
+    """evaluate.accelerator as a torch device, or one line when this machine has none of it."""
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if accelerator == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if accelerator in ("gpu", "cuda"):
+        require(cuda, f"param evaluate.accelerator: {accelerator}, but torch sees no CUDA device here; set cpu")
+        return torch.device("cuda")
+    if accelerator == "mps":
+        require(mps, "param evaluate.accelerator: mps, but torch sees no Apple GPU here; set cpu")
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def check_reference(module, name: str, patch_size: int) -> None:
+    """A reference checkpoint must have the experiment's patch size among its own."""
+    require(patch_size in module.patch_sizes,
+            f"param evaluate.reference_models.{name}: the checkpoint's patch sizes are {tuple(module.patch_sizes)}, "
+            f"not patch_size={patch_size}; score it in an experiment with one of them")
+
+
+def scored_forecasts(windows: list[Windows], kept: dict[str, dict[str, np.ndarray]],
+                     quantiles: list[float]) -> pd.DataFrame:
+    """Every Moirai model's forecast of every scored window, in the forecast command's schema
+    (finmoirai.forecasting.forecast), with the realised close beside it."""
+    frames = []
+    for name, by_symbol in kept.items():
+        for w in windows:
+            s, h = w.series, kept[name][w.series.symbol].shape[-1]
+            steps = [s.timestamps[o:o + h] for o in w.origins]
+            frame = forecast_frame(s.symbol, s.asset_class, name, s.timestamps[w.origins], s.timestamps[w.origins - 1],
+                                   steps, last_close(s, w.origins),
+                                   by_symbol[s.symbol], quantiles)
+            actual = w.origins[:, None] + np.arange(h)[None, :]
+            frame["actual_price"] = np.where(s.observed[actual], s.price[actual], np.nan).reshape(-1)
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
 def evaluate(params: Params, features_dir: Path, preprocessed_dir: Path, baselines_dir: Path,
-             models: dict[str, Path], metrics_dir: Path, plots_dir: Path, live_dir: Path) -> dict:
+             models: dict[str, Path], metrics_dir: Path, plots_dir: Path, live_dir: Path,
+             forecasts_path: Path) -> dict:
     """Forecast, score and write everything; returns the headline metrics."""
     experiment, cfg, split = params.knobs, params.evaluate, params.split
     torch.set_num_threads(cfg.threads)
-    modules = {name: load_module(str(path)).eval() for name, path in models.items()}
+    device = evaluation_device(cfg.accelerator)
+    modules = {name: load_module(str(path)).eval().to(device) for name, path in models.items()}
+    for name, source in cfg.reference_models.items():
+        modules[name] = load_module(source, f"evaluate.reference_models.{name}").eval().to(device)
+        check_reference(modules[name], name, experiment.patch_size)
     covariates = json.loads((features_dir / "manifest.json").read_text())[TARGET_COLUMNS[experiment.target][1]]
     other = cfg.scores_other_lake(params.lake)
     if other:
@@ -164,7 +215,7 @@ def evaluate(params: Params, features_dir: Path, preprocessed_dir: Path, baselin
         start = period_bounds(split, cfg.split)[0]
         stored = stored_baselines(baselines_dir, cfg.split, params.baselines)
     fans = one_per_class_first(windows)[: cfg.plot_assets]
-    moirai, kept = score_moirai(windows, modules, params, keep=("moirai",))
+    moirai, kept = score_moirai(windows, modules, params, keep=tuple(modules), device=device)
     table = pd.concat([moirai, stored[stored["model"].isin(params.baselines.models)]], ignore_index=True)
     check_same_windows(table, "evaluate" if other else f"{baselines_dir / (cfg.split + '.parquet')}")
     result = summarise(table, windows, cfg, experiment.prediction_length)
@@ -200,6 +251,7 @@ def evaluate(params: Params, features_dir: Path, preprocessed_dir: Path, baselin
     plot_all(result, plots_dir / "images")
     for w in fans:
         plot_fan_chart(w, kept["moirai"][w.series.symbol], "moirai", plots_dir / "forecasts" / f"{w.series.symbol}.png")
+    write_parquet(scored_forecasts(windows, kept, params.forecast.quantiles), forecasts_path)
     log_to_dvclive(head, result, live_dir)
     logger.info("model vs baselines:\n%s", report)
     return head

@@ -25,7 +25,7 @@ from finmoirai.params.data import (
     PreprocessConfig,
     SplitConfig,
 )
-from finmoirai.params.evaluation import BaselinesConfig, EvaluateConfig
+from finmoirai.params.evaluation import BaselinesConfig, EvaluateConfig, ForecastConfig
 from finmoirai.params.features import FeaturesConfig
 from finmoirai.params.training import FinetuneConfig, Knobs, ModelConfig, PretrainConfig, check_scaler_target
 
@@ -51,6 +51,7 @@ class Params(Knobs):
     finetune: FinetuneConfig
     baselines: BaselinesConfig
     evaluate: EvaluateConfig
+    forecast: ForecastConfig
 
     @property
     def knobs(self) -> Knobs:

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from finmoirai.params.base import Section, date_param, require
 from finmoirai.params.data import LakeConfig
+from finmoirai.params.training import ACCELERATORS
+
+EVALUATE_ACCELERATORS = tuple(a for a in ACCELERATORS if a != "tpu")  # forecasting is plain torch on one device
+TRAINED_MODELS = ("moirai", "pretrained")  # evaluate's names of the fine-tuned and the pre-trained model
 
 BASELINES = ("random_walk", "rw_ewma", "garch_t", "seasonal_naive", "auto_ets")
 
@@ -38,7 +42,8 @@ class BaselinesConfig(Section):
 class EvaluateConfig(Section):
     stride: int
     num_samples: int
-    batch_size: int
+    accelerator: str  # cpu, gpu/cuda, mps or auto: where the models forecast (their draws differ by device)
+    devices: int  # evaluate forecasts on one device
     threads: int  # torch intra-op threads for the models' forecasts (fixed: the result depends on it)
     plot_assets: int
     reference: str  # the baseline that the headline skill is measured against
@@ -51,11 +56,25 @@ class EvaluateConfig(Section):
     years: list[int]  # the other lake's years (empty: extract.years)
     test_start: str | None  # the other lake's test start (null: split.val_end)
     market_proxy: dict[str, str]  # the other lake's proxy symbol per asset class where its names differ
+    reference_models: dict[str, str]  # name -> a Moirai checkpoint (local folder or hub id), scored zero-shot
+    reference_covariates: bool  # the reference models see the project's covariates too (false: close only)
 
     def rules(self) -> None:
         require(self.stride >= 1, f"param evaluate.stride: must be >= 1, got {self.stride}")
         require(self.num_samples >= 10, f"param evaluate.num_samples: must be >= 10, got {self.num_samples}")
-        require(self.batch_size >= 1, f"param evaluate.batch_size: must be >= 1, got {self.batch_size}")
+        require(self.accelerator in EVALUATE_ACCELERATORS,
+                f"param evaluate.accelerator: {self.accelerator!r} is not one of {', '.join(EVALUATE_ACCELERATORS)}")
+        require(self.devices == 1, f"param evaluate.devices: evaluate forecasts on one device, got {self.devices} "
+                                   "(one device forecasts every window: set 1)")
+        taken = sorted(set(self.reference_models) & {*TRAINED_MODELS, *BASELINES})
+        require(not taken, f"param evaluate.reference_models: {', '.join(taken)} is already a model's name; "
+                           "name the reference otherwise (e.g. moirai_small)")
+        bad = sorted(name for name in self.reference_models if not name.isidentifier() or not name.islower())
+        require(not bad, f"param evaluate.reference_models: {', '.join(bad)}: a name is lower case letters, digits "
+                         "and underscores (it names columns and metrics)")
+        empty = sorted(name for name, source in self.reference_models.items() if not source.strip())
+        require(not empty, f"param evaluate.reference_models: {', '.join(empty)} names no checkpoint (a local folder "
+                           "or a hub id such as Salesforce/moirai-1.1-R-small)")
         require(self.plot_assets >= 0, f"param evaluate.plot_assets: must be >= 0, got {self.plot_assets}")
         require(self.threads >= 1, f"param evaluate.threads: must be >= 1, got {self.threads}")
         require(self.reference in BASELINES,
@@ -82,3 +101,18 @@ class EvaluateConfig(Section):
         """Whether evaluate runs the data stages on `lake_path` itself (another lake, or a
         selection of the pipeline's own) rather than reading the pipeline's features."""
         return Path(self.lake_path) != Path(lake.path) or self.selects()
+
+
+class ForecastConfig(Section):
+    """The forecast stage: `finmoirai forecast` from the lake's last bar with models/finetuned
+    (its seed and sample count are the model folder's, those evaluate scored with)."""
+
+    symbols: list[str]  # the assets forecast (empty: every asset the model was trained on)
+    quantiles: list[float]  # the levels written per horizon step, of price and of return
+    sample_paths: bool  # also write every sample path (samples.parquet)
+
+    def rules(self) -> None:
+        require(bool(self.quantiles) and all(0 < q < 1 for q in self.quantiles),
+                f"param forecast.quantiles: levels strictly between 0 and 1, got {self.quantiles}")
+        require(self.quantiles == sorted(set(self.quantiles)),
+                f"param forecast.quantiles: increasing and distinct, got {self.quantiles}")

@@ -5,6 +5,7 @@ the scaler that both the params check and the training code apply."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from finmoirai.params.base import ParamsError, Section, require
 
@@ -25,6 +26,18 @@ def tokens_per_window(context_length: int, prediction_length: int, patch_size: i
     return (math.ceil(context_length / patch_size) + math.ceil(prediction_length / patch_size)) * num_variates
 
 
+
+
+def check_model_source(source: str, param: str) -> bool:
+    """Whether `source` names a local folder (True) or a hub id such as
+    Salesforce/moirai-1.1-R-small (False); a path-like value that is no folder is one line
+    naming `param`, because uni2ts would take it for a hub id and go to the network."""
+    if Path(source).is_dir():
+        return True
+    if source.startswith((".", "/", "models/", "data/")) or source.count("/") != 1:
+        raise ParamsError(f"param {param}: {source} is neither an existing model folder nor a hub id like "
+                          "Salesforce/moirai-1.1-R-small")
+    return False
 
 
 def check_target(target: str) -> None:

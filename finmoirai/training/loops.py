@@ -46,12 +46,11 @@ from finmoirai.params.training import (
     tokens_per_window,
 )
 from finmoirai.training.module import (
-    SCALER_FILE,
     check_window_fits,
     load_module,
     manifest_variates,
     new_module,
-    scaler_name,
+    save_module,
 )
 from finmoirai.training.tasks import FinancialMoiraiFinetune, FinancialMoiraiPretrain
 
@@ -310,8 +309,7 @@ def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: 
     if not trainer.is_global_zero:
         return None  # with several devices, only rank 0 writes the model and the metrics
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.module.save_pretrained(str(out_dir))
+    save_module(model.module, out_dir)
     (out_dir / "training.json").write_text(json.dumps(config | {"result": summary}, indent=2, default=str))
-    (out_dir / SCALER_FILE).write_text(json.dumps({"scaler": scaler_name(model.module)}))
     logger.info("saved %s after %.1f s: %s", out_dir, seconds, summary)
     return {k: summary[k] for k in NLL_METRICS}  # the `dvc exp show` columns; steps and epochs: training.json

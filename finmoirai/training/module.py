@@ -1,9 +1,14 @@
 """The Moirai network: a fresh module from params, or a saved one (this project's folder or a
 hub id), its per-window scaler, and the window-size checks that run before training.
 
-Models are written as Hugging Face folders (`save_pretrained`), not Lightning checkpoints,
-which torch >= 2.6 refuses to unpickle by default; the scaler's name is saved beside
-`config.json`, which has no field for it.
+Models are written as Hugging Face folders (`save_module`: config.json and safetensors), not
+Lightning checkpoints, which torch >= 2.6 refuses to unpickle by default. uni2ts's config has
+no field for the scaler, and stock `MoiraiModule.from_pretrained` would load any folder with
+PackedStdScaler. So config.json carries a `finmoirai` entry with the scaler's name, and a
+folder whose scaler is not uni2ts's (`zero_mean`, the default) has its `distr_output` replaced
+by a marker that stock uni2ts refuses to instantiate, with a message that says to load it
+with `load_module`: such a folder loads right here, and fails loudly elsewhere, never silently
+with the wrong scaler. A `std` folder is a stock Moirai folder (plus the ignored entry).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
 from uni2ts.distribution import (
     LaplaceOutput,
@@ -24,12 +30,13 @@ from uni2ts.distribution import (
     StudentTOutput,
 )
 from uni2ts.model.moirai import MoiraiModule
+from uni2ts.model.moirai.module import decode_distr_output
 from uni2ts.module.packed_scaler import PackedStdScaler
 
 from finmoirai.data.targets import num_variates
 from finmoirai.errors import first_line
 from finmoirai.params.base import ParamsError
-from finmoirai.params.training import Knobs, ModelConfig, check_token_budget
+from finmoirai.params.training import Knobs, ModelConfig, check_model_source, check_token_budget
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +61,12 @@ class PackedZeroMeanScaler(PackedStdScaler):
 
 
 SCALERS = {"std": PackedStdScaler, "zero_mean": PackedZeroMeanScaler}
-SCALER_FILE = "scaler.json"  # beside config.json: uni2ts's config has no field for the scaler
+STOCK_SCALER = "std"  # what stock uni2ts builds from a folder (scaling: true)
+SCALER_FILE = "scaler.json"  # beside config.json in folders written before the `finmoirai` entry
+CONFIG_ENTRY = "finmoirai"  # config.json: {"scaler": ..., "distr_output": the real one when stock would misload}
+GUARD = ("finmoirai.{scaler}: this Moirai folder scales with finmoirai's {scaler} scaler, which stock uni2ts lacks "
+         "(it would load it with PackedStdScaler, a different model); load it with "
+         "finmoirai.training.module.load_module(folder)")
 
 
 def new_module(cfg: ModelConfig, patch_size: int) -> MoiraiModule:
@@ -82,25 +94,36 @@ WEIGHTS_FILE = "model.safetensors"  # the only weights format loaded: safetensor
 PICKLED_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.ckpt")
 
 
-def load_module(source: str) -> MoiraiModule:
-    """Load a saved module from a local folder, or from the hub when `source` is a hub id;
-    weights only from safetensors (a pickled checkpoint can run code when it is loaded).
+def save_module(module: MoiraiModule, folder: Path) -> None:
+    """config.json and model.safetensors (`save_pretrained`), config.json carrying the scaler
+    and, when stock uni2ts would load the folder with another scaler, guarded (module docstring)."""
+    folder = Path(folder)
+    module.save_pretrained(str(folder))
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    scaler = scaler_name(module)
+    entry: dict[str, Any] = {"scaler": scaler}
+    if scaler != STOCK_SCALER:
+        entry["distr_output"] = config["distr_output"]
+        config["distr_output"] = {"_target_": GUARD.format(scaler=scaler)}
+    config[CONFIG_ENTRY] = entry
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
+def load_module(source: str, param: str = "finetune.init_from") -> MoiraiModule:
+    """Load a saved module from a local folder (this project's, or a stock Moirai folder such
+    as a downloaded Salesforce checkpoint), or from the hub when `source` is a hub id; weights
+    only from safetensors (a pickled checkpoint can run code when it is loaded).
 
     uni2ts treats anything that is not an existing directory as a hub id, which means a
-    network call: a path-like value that does not exist is therefore an error here.
+    network call: a path-like value that does not exist is therefore an error here, naming
+    `param`.
     """
-    path = Path(source)
-    if path.is_dir():
-        module = _load_folder(path)
-        saved = path / SCALER_FILE
-        if saved.is_file():  # a folder this project wrote; hub and older folders use uni2ts's scaler
-            module.scaler = SCALERS[json.loads(saved.read_text())["scaler"]]()
-    elif source.startswith((".", "/")) or source.startswith(("models/", "data/")) or source.count("/") != 1:
-        raise ParamsError(f"param finetune.init_from: {source} is neither an existing model folder nor a hub id "
-                          "like Salesforce/moirai-1.1-R-small")
+    if check_model_source(source, param):
+        module = _load_folder(Path(source))
     else:
         logger.info("loading %s from the Hugging Face hub (needs network)", source)
-        module = _load_folder(_hub_snapshot(source))
+        module = _load_folder(_hub_snapshot(source, param))
     return module.train()  # from_pretrained returns eval mode
 
 
@@ -114,12 +137,26 @@ def _load_folder(path: Path) -> MoiraiModule:
         raise ParamsError(f"{path}: no {WEIGHTS_FILE}: {found}; save the model with save_pretrained "
                           "(safetensors) and point to that folder")
     try:
-        return MoiraiModule.from_pretrained(str(path))
+        config = json.loads((path / "config.json").read_text())
+        entry = config.pop(CONFIG_ENTRY, None)
+        if entry is None:  # a stock folder (the hub's), or one written before the entry: its scaler.json
+            module = MoiraiModule.from_pretrained(str(path))
+            saved = path / SCALER_FILE
+            if saved.is_file():
+                module.scaler = SCALERS[json.loads(saved.read_text())["scaler"]]()
+            return module
+        if "distr_output" in entry:
+            config["distr_output"] = entry["distr_output"]
+        config["distr_output"] = decode_distr_output(config["distr_output"])
+        module = MoiraiModule(**config)
+        safetensors.torch.load_model(module, str(path / WEIGHTS_FILE), strict=True)
+        module.scaler = SCALERS[entry["scaler"]]()
+        return module.eval()
     except Exception as e:  # noqa: BLE001 - corrupt or mismatched weights: one line naming the folder
         raise ParamsError(f"{path}: cannot load the model ({type(e).__name__}: {first_line(e)})") from e
 
 
-def _hub_snapshot(repo_id: str) -> Path:
+def _hub_snapshot(repo_id: str, param: str) -> Path:
     """config.json and the safetensors weights of a hub model, in the local hub cache; the
     folder that holds them. Pickled weights are never downloaded."""
     from huggingface_hub import hf_hub_download
@@ -128,12 +165,12 @@ def _hub_snapshot(repo_id: str) -> Path:
         config = hf_hub_download(repo_id, "config.json")
         weights = hf_hub_download(repo_id, WEIGHTS_FILE)
     except Exception as e:  # noqa: BLE001 - offline, unknown id, no safetensors: all one line
-        raise ParamsError(f"param finetune.init_from: cannot load {repo_id} from the Hugging Face hub "
+        raise ParamsError(f"param {param}: cannot load {repo_id} from the Hugging Face hub "
                           f"({type(e).__name__}: {first_line(e)}); offline, download it once where there is network "
                           f"(`hf download {repo_id} config.json {WEIGHTS_FILE} --local-dir models/hub`) "
-                          "and set finetune.init_from to that local folder") from e
+                          f"and set {param} to that local folder") from e
     if Path(config).parent != Path(weights).parent:
-        raise ParamsError(f"param finetune.init_from: {repo_id}: config.json and {WEIGHTS_FILE} came from different "
+        raise ParamsError(f"param {param}: {repo_id}: config.json and {WEIGHTS_FILE} came from different "
                           "revisions; retry")
     return Path(weights).parent
 

@@ -222,7 +222,7 @@ def test_features_task_pickles_for_worker_processes(tmp_path: Path) -> None:
     task = functools.partial(_features_task, in_dir=src, out_dir=tmp_path / "feat", split=SPLIT, cfg=CFG,
                              on_bad_asset="fail")
     scalers = json.loads((src / "scalers.json").read_text())
-    sets, _, _ = pickle.loads(pickle.dumps(task))(({"symbol": "BBB", "asset_class": "crypto"}, scalers["BBB"]))
+    sets, _, _ = pickle.loads(pickle.dumps(task))(({"symbol": "BBB", "asset_class": "crypto"}, scalers["BBB"], None))
     inline = features(src, SPLIT, CFG, tmp_path / "inline", "fail")
     assert sets == {"level": inline["covariates"], "log_return": inline["return_covariates"]}
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "feat/BBB.parquet"),
@@ -245,3 +245,24 @@ def test_a_proxy_on_another_calendar_is_refused() -> None:
                                         r"\(features.market_proxy.equity\) on XNYS: their bars do not line up"):
         check_proxies(assets, cfg)
     check_proxies([{**a, "calendar": "XNYS"} for a in assets], cfg)
+
+
+def test_the_fitted_statistics_on_bars_up_to_t_give_the_full_runs_rows_up_to_t(tmp_path: Path) -> None:
+    """What the forecast command relies on: features of the bars up to some t, with the
+    statistics a full run fitted (the folder's), are that run's rows up to t, bit for bit
+    (every feature is causal, the regime threshold and z-scores are applied, not refitted)."""
+    frames = {"AAA": frame(0), "BBB": frame(1)}
+    full_src = write_preprocessed(tmp_path / "pre", frames)
+    features(full_src, SPLIT, CFG, tmp_path / "full", "fail")
+    fitted = json.loads((tmp_path / "full" / "scalers.json").read_text())
+    cut = N - 37
+    cut_src = write_preprocessed(tmp_path / "cut", {sym: df.iloc[:cut] for sym, df in frames.items()})
+    (cut_src / "scalers.json").write_text((full_src / "scalers.json").read_text())  # the folder's, as forecast does
+    later = SplitConfig(train_end="2018-01-11", val_end="2018-01-12")  # a split that would fit other numbers
+    features(cut_src, later, CFG, tmp_path / "prefix", "fail", fitted=fitted)
+    assert json.loads((tmp_path / "prefix" / "scalers.json").read_text()) == fitted
+    assert "vol_threshold" in fitted["AAA"]["regime_volatile"]
+    for sym in frames:
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "prefix" / f"{sym}.parquet"),
+                                      pd.read_parquet(tmp_path / "full" / f"{sym}.parquet").iloc[:cut],
+                                      check_exact=True)

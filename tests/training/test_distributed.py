@@ -32,18 +32,18 @@ def test_pretrain_on_two_cpu_processes_with_ddp(tmp_path):
     for key, value in TINY.items():
         params[key] = {**params[key], **value} if isinstance(value, dict) else value
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    paths = ["data/datasets", "models/pretrained", "dvclive/pretrain", "metrics/pretrain.json"]
+    paths = ["data/datasets", "models/checkpoints/pretrained", "dvclive/pretrain", "metrics/pretrain.json"]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
     done = subprocess.run([sys.executable, str(REPO / "stages" / "pretrain.py"), *paths], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log and "GLOBAL_RANK: 0, MEMBER: 1/2" in log  # two processes trained
-    assert log.count("saved models/pretrained/.partial/0/pretrained") == 1  # and rank 0 alone wrote the model
+    assert log.count("saved models/checkpoints/pretrained/.partial/0/pretrained") == 1  # rank 0 alone wrote it
     metrics = json.loads((tmp_path / "metrics" / "pretrain.json").read_text())
     assert all(math.isfinite(metrics[k]) for k in ("train_nll", "val_nll", "best_val_nll")), metrics
-    assert load_module(str(tmp_path / "models" / "pretrained")) is not None
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["pretrained"]  # nothing staged left
+    assert load_module(str(tmp_path / "models" / "checkpoints" / "pretrained")) is not None
+    assert sorted(p.name for p in (tmp_path / "models" / "checkpoints").iterdir()) == ["pretrained"]  # none staged
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith((".partial", ".old"))]
     board = tmp_path / "dvclive" / "pretrain" / "tensorboard"  # logged live by rank 0 alone
     assert len(list(board.glob("events.out.tfevents.*"))) == 1

@@ -16,6 +16,7 @@ from finmoirai.training.module import (
     check_window_fits,
     load_module,
     new_module,
+    save_module,
     scaler_name,
 )
 from finmoirai.training.tasks import FinancialMoiraiFinetune
@@ -63,7 +64,8 @@ def test_pretrain_then_finetune_real_uni2ts(builder, tmp_path):
     result = pretrain(builder, KNOBS, model_cfg, cfg, tmp_path / "pre", tmp_path / "live_pre")
     assert np.isfinite(result["best_val_nll"]) and set(result) == {"train_nll", "val_nll", "best_val_nll"}
     assert json.loads((tmp_path / "pre" / "training.json").read_text())["result"]["steps"] == 4
-    assert (tmp_path / "pre" / "model.safetensors").is_file() and (tmp_path / "pre" / SCALER_FILE).is_file()
+    assert (tmp_path / "pre" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "pre" / "config.json").read_text())["finmoirai"]["scaler"] == "std"
     assert (tmp_path / "live_pre" / "plots" / "metrics" / "val" / "PackedNLLLoss_epoch.tsv").is_file()
     assert (tmp_path / "live_pre" / "plots" / "metrics" / "train" / "PackedNLLLoss_step.tsv").is_file()
     reloaded = load_module(str(tmp_path / "pre"))
@@ -126,11 +128,16 @@ def test_zero_mean_scaler_keeps_zero_at_zero_and_survives_save_and_load(tmp_path
     padding = torch.zeros(1, 4, dtype=torch.long)  # sample_id 0: uni2ts's padding keeps loc 0, scale 1
     loc, scale = module.scaler(x, observed, padding, variate)
     assert torch.all(loc == 0) and torch.all(scale == 1)
-    module.save_pretrained(str(tmp_path / "m"))
-    (tmp_path / "m" / SCALER_FILE).write_text(json.dumps({"scaler": scaler_name(module)}))
-    assert type(load_module(str(tmp_path / "m")).scaler) is PackedZeroMeanScaler
-    (tmp_path / "m" / SCALER_FILE).unlink()  # a folder without the record: uni2ts's own scaler
-    assert type(load_module(str(tmp_path / "m")).scaler).__name__ == "PackedStdScaler"
+    save_module(module, tmp_path / "m")
+    loaded = load_module(str(tmp_path / "m"))
+    assert type(loaded.scaler) is PackedZeroMeanScaler
+    for (name, a), b in zip(module.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    module.save_pretrained(str(tmp_path / "old"))  # a folder written before config.json had the entry
+    (tmp_path / "old" / SCALER_FILE).write_text(json.dumps({"scaler": scaler_name(module)}))
+    assert type(load_module(str(tmp_path / "old")).scaler) is PackedZeroMeanScaler
+    (tmp_path / "old" / SCALER_FILE).unlink()  # a stock folder (the hub's): uni2ts's own scaler
+    assert type(load_module(str(tmp_path / "old")).scaler).__name__ == "PackedStdScaler"
     with pytest.raises(ParamsError, match="model.scaler"):
         ModelConfig.shipped("model", scaler="robust")
 
@@ -155,3 +162,22 @@ def test_synthetic_share_zero_pretrains_exactly_as_without_a_corpus(builder, tmp
         weights[name] = load_module(str(tmp_path / name)).state_dict()
     assert all(torch.equal(weights["plain"][k], weights["share0"][k]) for k in weights["plain"])
     assert any(not torch.equal(weights["plain"][k], weights["share05"][k]) for k in weights["plain"])
+
+
+def test_stock_uni2ts_refuses_a_zero_mean_folder_loudly_and_loads_a_std_folder_right(tmp_path):
+    """What a user outside this project gets from `MoiraiModule.from_pretrained`: a `zero_mean`
+    folder (the default) raises a message naming finmoirai's loader, never a silent PackedStdScaler
+    model; a `std` folder is a stock Moirai folder and loads with the same weights."""
+    from uni2ts.model.moirai import MoiraiModule
+    from uni2ts.module.packed_scaler import PackedStdScaler
+
+    zero = new_module(ModelConfig.shipped("model", scaler="zero_mean"), patch_size=16)
+    save_module(zero, tmp_path / "zero")
+    with pytest.raises(ValueError, match=r"zero_mean.*finmoirai\.training\.module\.load_module"):
+        MoiraiModule.from_pretrained(str(tmp_path / "zero"))
+    std = new_module(ModelConfig.shipped("model", scaler="std"), patch_size=16)
+    save_module(std, tmp_path / "std")
+    stock = MoiraiModule.from_pretrained(str(tmp_path / "std"))
+    assert type(stock.scaler) is PackedStdScaler
+    for (name, a), b in zip(std.state_dict().items(), stock.state_dict().values()):
+        assert torch.equal(a, b), name
