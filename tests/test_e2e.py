@@ -587,7 +587,7 @@ def test_a_reference_checkpoint_is_scored_beside_the_models_offline(repo, monkey
     torch.manual_seed(0)
     stock = MoiraiModule(distr_output=MixtureOutput([StudentTOutput(), NormalFixedScaleOutput(),
                                                      NegativeBinomialOutput(), LogNormalOutput()]),
-                         d_model=32, num_layers=1, patch_sizes=(8, 16, 32, 64, 128), max_seq_len=512,
+                         d_model=64, num_layers=1, patch_sizes=(8, 16, 32, 64, 128), max_seq_len=512,
                          attn_dropout_p=0.0, dropout_p=0.0, scaling=True)
     stock.save_pretrained(str(repo / "reference" / "moirai-local"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -53,7 +53,7 @@ def _tiny(overrides: dict) -> dict:
 @pytest.mark.parametrize("lake", list(LAKES))
 def test_repro_through_evaluate_on_another_lake(tmp_path: Path, lake: str) -> None:
     """Each lake runs every stage and gives finite skill on validation and test, a quality
-    report, and datasets whose freq is the lake's bar frequency."""
+    report, datasets whose freq is the lake's bar frequency, and tomorrow's forecast."""
     overrides, freq, assets = LAKES[lake]
     repo = tiny_repo(tmp_path / "repo", _tiny(overrides), groups={"data": "daily"} if lake == "daily" else None)
     _run(["dvc", "repro"], repo)
@@ -67,6 +67,9 @@ def test_repro_through_evaluate_on_another_lake(tmp_path: Path, lake: str) -> No
     assert set(report["assets"]) and "off_calendar" in report["actions"]
     built = json.loads((repo / "data/datasets/log_return/manifest.json").read_text())
     assert built["freq"] == freq
+    forecast = pd.read_parquet(repo / "data/forecast/forecast.parquet")  # the bars after the lake's last, per asset
+    assert forecast["symbol"].nunique() == assets and forecast.groupby("symbol").size().eq(12).all(), forecast
+    assert (forecast["timestamp"] > forecast["asof"]).all() and forecast["price_q50"].gt(0).all()
     if lake == "london":  # on the exchange's own clock: the session opens at 08:00 London, summer and winter
         frame = pd.read_parquet(next((repo / "data/preprocessed").glob("EQT0001.parquet")))
         local = frame["timestamp"].dt.tz_convert("Europe/London")

@@ -20,6 +20,7 @@ import pandas as pd
 
 from finmoirai.evaluation.series import AssetSeries, carry_forward, usable_prices
 
+TIMESTAMP = "datetime64[us, UTC]"  # the data stages' timestamps
 FORECAST_COLUMNS = ["symbol", "asset_class", "model", "asof", "origin", "step", "timestamp", "last_close"]
 
 
@@ -50,6 +51,6 @@ def forecast_frame(symbol: str, asset_class: str, model: str, origins_at: pd.Dat
             frame[quantile_column("price", q)] = values.reshape(-1)
             frame[quantile_column("return", q)] = 100.0 * np.log(values.reshape(-1) / anchor)
     frame["mean_price"] = samples.mean(axis=1).reshape(-1)
-    return frame
+    return frame.astype({column: TIMESTAMP for column in ("asof", "origin", "timestamp")})
 
 
