@@ -113,10 +113,11 @@ def model_card(name: str, model: str, params: Params, recipe: dict[str, Any], qu
         "",
         "## Load it and forecast",
         "```bash",
-        f"finmoirai forecast --model models/{name} --lake /path/to/lake --asof 2019-09-30T23:00:00Z",
+        f"finmoirai forecast --model models/{name} --lake /path/to/lake --symbols {assets[0]['symbol']}",
         "```",
         "reads the lake (hive partitions `" + recipe["lake_schema"]["layout"] + "`, columns "
-        + ", ".join(recipe["lake_schema"]["columns"]) + ") up to `--asof`, runs the same extract, preprocess "
+        + ", ".join(recipe["lake_schema"]["columns"]) + ") up to its last bar (or `--asof T`), runs the same extract, "
+        "preprocess "
         "and features code with the statistics of `forecast.json` (never refitted), and writes the quantiles of "
         "price and return per step to a Parquet file, with a fan chart per asset.",
         "",

@@ -127,6 +127,12 @@ def model_inputs(recipe: Recipe, lake: Path, symbols: list[str], asof: pd.Timest
             raise ForecastError(f"{symbol}: {len(series.price)} bars up to {last}, the model reads "
                                 f"context_length={knobs.context_length}; forecast as of a later time, or add history")
         inputs.append(with_horizon(series, future, bars))
+    latest = max(s.timestamps[-1] for s in by_symbol.values())
+    for symbol in symbols:
+        last = by_symbol[symbol].timestamps[-1]
+        if latest - last > pd.Timedelta(days=7):
+            logger.warning("%s: its last bar (%s) is %d days before the lake's latest (%s): its forecast starts "
+                           "there", symbol, last, (latest - last).days, latest)
     return inputs
 
 
