@@ -106,10 +106,10 @@ def realised_vol(df: pd.DataFrame, cfg: FeaturesConfig) -> pd.Series:
     return np.log(df["close"]).diff().rolling(cfg.regime_window).std()
 
 
-def fit_regime_threshold(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig) -> float:
-    """The volatile regime's threshold: the training period's `regime_vol_quantile` of realised vol."""
-    vol = realised_vol(df, cfg)
-    train_vol = vol[(df.index < split.train_end_ts)].dropna()
+def fit_regime_threshold(vol: pd.Series, split: SplitConfig, cfg: FeaturesConfig) -> float:
+    """The volatile regime's threshold: the training period's `regime_vol_quantile` of realised
+    vol (`realised_vol`, indexed by timestamp)."""
+    train_vol = vol[(vol.index < split.train_end_ts)].dropna()
     if train_vol.empty:
         raise DataError(f"no training-period bars to fit the regime volatility threshold (its first "
                         f"features.regime_window={cfg.regime_window} bars before split.train_end={split.train_end} "
@@ -118,14 +118,16 @@ def fit_regime_threshold(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConf
 
 
 def regime(df: pd.DataFrame, split: SplitConfig, cfg: FeaturesConfig, adx: pd.Series | None = None,
-           threshold: float | None = None) -> pd.DataFrame:
+           threshold: float | None = None, vol: pd.Series | None = None) -> pd.DataFrame:
     """One-hot regime: volatile (realised vol above its training quantile), else trending
     (ADX above threshold), else ranging. NaN while vol or ADX is still warming up.
-    `adx`: the ADX_14 series when the indicators already computed it (same numbers);
-    `threshold`: the vol threshold already fitted (a trained model's, when forecasting)."""
-    vol = realised_vol(df, cfg)
+    `adx`, `vol`: the ADX_14 and realised-vol series when the caller already computed them
+    (same numbers); `threshold`: the vol threshold already fitted (a trained model's, when
+    forecasting)."""
+    if vol is None:
+        vol = realised_vol(df, cfg)
     if threshold is None:
-        threshold = fit_regime_threshold(df, split, cfg)
+        threshold = fit_regime_threshold(vol, split, cfg)
     if adx is None:
         adx = ta.adx(df["high"], df["low"], df["close"], length=ADX_LENGTH)[f"ADX_{ADX_LENGTH}"]
     volatile = vol > threshold
@@ -209,9 +211,10 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
     same_adx = any(spec["name"] == "adx" and indicator_kwargs(spec) == {"length": ADX_LENGTH}
                    for spec in cfg.indicators)
     adx = indicators[f"ADX_{ADX_LENGTH}"] if same_adx else None
+    vol = realised_vol(df, cfg)
     threshold = (fitted[REGIME_COLUMNS[-1]][VOL_THRESHOLD] if fitted is not None
-                 else fit_regime_threshold(df, split, cfg))
-    for col, series in regime(df, split, cfg, adx, threshold).items():
+                 else fit_regime_threshold(vol, split, cfg))
+    for col, series in regime(df, split, cfg, adx, threshold, vol).items():
         scalers[col] = {"mean": 0.0, "std": 1.0, "transform": "identity"}  # one-hot stays 0/1
         cov[col] = series.to_numpy()
     scalers[REGIME_COLUMNS[-1]] = scalers[REGIME_COLUMNS[-1]] | {VOL_THRESHOLD: threshold}

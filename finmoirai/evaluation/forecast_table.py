@@ -39,13 +39,13 @@ def forecast_frame(symbol: str, asset_class: str, model: str, origins_at: pd.Dat
     """The schema of the module docstring for one asset's windows: `samples` (W, S, H) price paths."""
     w, _, h = samples.shape
     levels = np.quantile(samples, quantiles, axis=1)  # (Q, W, H)
+    anchor = np.repeat(last_close, h)
     frame = pd.DataFrame({
         "symbol": symbol, "asset_class": asset_class, "model": model,
         "asof": np.repeat(asof, h), "origin": np.repeat(origins_at, h),
         "step": np.tile(np.arange(1, h + 1), w), "timestamp": step_times[0].append(list(step_times[1:])),
-        "last_close": np.repeat(last_close, h),
+        "last_close": anchor,
     })
-    anchor = np.repeat(last_close, h)
     with np.errstate(divide="ignore", invalid="ignore"):
         for q, values in zip(quantiles, levels):
             frame[quantile_column("price", q)] = values.reshape(-1)

@@ -180,11 +180,11 @@ def scored_forecasts(windows: list[Windows], kept: dict[str, dict[str, np.ndarra
     frames = []
     for name, by_symbol in kept.items():
         for w in windows:
-            s, h = w.series, kept[name][w.series.symbol].shape[-1]
+            s, samples = w.series, by_symbol[w.series.symbol]
+            h = samples.shape[-1]
             steps = [s.timestamps[o:o + h] for o in w.origins]
             frame = forecast_frame(s.symbol, s.asset_class, name, s.timestamps[w.origins], s.timestamps[w.origins - 1],
-                                   steps, last_close(s, w.origins),
-                                   by_symbol[s.symbol], quantiles)
+                                   steps, last_close(s, w.origins), samples, quantiles)
             actual = w.origins[:, None] + np.arange(h)[None, :]
             frame["actual_price"] = np.where(s.observed[actual], s.price[actual], np.nan).reshape(-1)
             frames.append(frame)

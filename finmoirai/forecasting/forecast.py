@@ -166,10 +166,12 @@ def forecast(model_dir: str | Path, lake: str | Path, out_dir: str | Path, symbo
         frames.append(forecast_frame(series.symbol, series.asset_class, recipe.folder.name, future[:1],
                                      series.timestamps[origin - 1], [future], last_close(series, origin), samples,
                                      quantiles))
-        s, h = samples.shape[1:]
-        steps = np.tile(np.arange(h), s)
-        paths.append(pd.DataFrame({"symbol": series.symbol, "origin": future[0], "sample": np.repeat(np.arange(s), h),
-                                   "step": steps + 1, "timestamp": future[steps], "price": samples[0].reshape(-1)}))
+        if sample_paths:
+            s, h = samples.shape[1:]
+            steps = np.tile(np.arange(h), s)
+            paths.append(pd.DataFrame({"symbol": series.symbol, "origin": future[0],
+                                       "sample": np.repeat(np.arange(s), h), "step": steps + 1,
+                                       "timestamp": future[steps], "price": samples[0].reshape(-1)}))
     table = pd.concat(frames, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(table, out_dir / "forecast.parquet")
