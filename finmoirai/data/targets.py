@@ -35,16 +35,29 @@ def num_variates(covariates: int, calendar: bool) -> int:
     return 1 + covariates + (len(CALENDAR_COLUMNS) if calendar else 0)
 
 
-def log_returns(close: np.ndarray, observed: np.ndarray) -> np.ndarray:
+def log_returns(close: np.ndarray, observed: np.ndarray, max_gap: int | None = None) -> np.ndarray:
     """Percent log return of every bar; NaN on unobserved (filled) bars and on the first bar.
 
     Filled bars carry the last observed close forward, so the first observed bar after a gap
-    holds the whole move since the last observation and the returns still sum to the price."""
+    holds the whole move since the last observation and the returns still sum to the price.
+    With `max_gap`, that return is NaN too when more than `max_gap` unobserved bars precede it:
+    a move of many bars is not one bar's return, and would fatten the tails the model learns."""
     close = np.asarray(close, dtype=np.float64)
+    observed = np.asarray(observed, dtype=bool)
     out = np.full(len(close), np.nan)
     out[1:] = RETURN_SCALE * np.diff(np.log(close))
-    out[~np.asarray(observed, dtype=bool)] = np.nan
+    out[~observed] = np.nan
+    if max_gap is not None:
+        out[observed & (unobserved_run_before(observed) > max_gap)] = np.nan
     return out
+
+
+def unobserved_run_before(observed: np.ndarray) -> np.ndarray:
+    """For each bar, how many unobserved bars immediately precede it."""
+    index = np.arange(len(observed))
+    last_observed = np.maximum.accumulate(np.where(observed, index, -1))
+    previous = np.concatenate([[-1], last_observed[:-1]])
+    return np.where(index > 0, index - 1 - previous, 0)
 
 
 def returns_to_prices(last_price: np.ndarray, returns: np.ndarray) -> np.ndarray:

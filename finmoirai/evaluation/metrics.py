@@ -65,7 +65,8 @@ def headline(table: pd.DataFrame, model: str, reference: str, prediction_length:
     test = significance.skill_test(panels[model], panels[reference], seed=seed,
                                    overlap=overlap(prediction_length, stride))
     windows = int(np.isfinite(table.loc[table["model"] == model, "crps"]).sum())
-    return {"windows": windows} | test
+    qlike = float(per_asset_means(table[table["model"] == model], ["qlike"])["qlike"].mean())
+    return {"windows": windows} | test | {"qlike": qlike}
 
 
 def per_asset_means(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

@@ -129,7 +129,7 @@ def mcs_lines(mcs: dict[str, dict[str, Any]]) -> list[str]:
 
 
 HEADLINE_MODEL_METRICS = ("crps", "qlike", "msis", "coverage_80")
-HEADLINE_PERIOD_KEYS = ("windows", "skill", "skill_lo", "skill_hi", "dm_p")
+HEADLINE_PERIOD_KEYS = ("windows", "skill", "skill_lo", "skill_hi", "dm_p", "qlike")
 
 
 def headline_metrics(result: dict[str, Any], periods: dict[str, dict[str, Any] | None], scored: str) -> dict[str, Any]:

@@ -129,6 +129,15 @@ def validation_headline(params: Params, features_dir: Path, preprocessed_dir: Pa
     return headline(table, "moirai", cfg.reference, experiment.prediction_length, cfg.stride)
 
 
+def scaling_point(pretrained: Path, periods: dict[str, dict]) -> dict[str, float | None]:
+    """This experiment's point of the scaling study: the pre-training run's tokens and
+    parameters (its training.json) beside the skill of each scored period (`dvc plots diff`
+    draws one point per experiment)."""
+    trained = json.loads((Path(pretrained) / "training.json").read_text())["result"]
+    return {"pretrain_tokens": trained.get("tokens"), "parameters": trained.get("parameters")} | {
+        f"{period}_skill": periods[period]["skill"] if period in periods else None for period in ("val", "test")}
+
+
 def log_to_dvclive(head: dict, result: dict, live_dir: Path) -> None:
     """The headline and the per-step CRPS, calibration and PIT through dvclive, as training
     logs its NLL curves (the git-tracked metrics/evaluate.json stays what `dvc exp show` reads)."""
@@ -221,7 +230,8 @@ def evaluate(params: Params, features_dir: Path, preprocessed_dir: Path, baselin
     result = summarise(table, windows, cfg, experiment.prediction_length)
 
     n_windows = int(sum(len(w.origins) for w in windows))
-    periods = {cfg.split: {"windows": n_windows} | result["significance"]["moirai"]}
+    periods = {cfg.split: {"windows": n_windows} | result["significance"]["moirai"]
+               | {"qlike": result["models"]["moirai"]["qlike"]}}
     if not other and cfg.split == "test":  # the period recipes are chosen on, beside it
         periods["val"] = validation_headline(params, features_dir, preprocessed_dir, baselines_dir, covariates, modules)
     head = headline_metrics(result, periods, cfg.split)
@@ -248,6 +258,7 @@ def evaluate(params: Params, features_dir: Path, preprocessed_dir: Path, baselin
     report = markdown_report(result, meta)
     (metrics_dir / "report.md").write_text(report)
     write_plot_data(result, plots_dir / "data", baselines=params.baselines.models)
+    write_json(plots_dir / "data" / "scaling.json", [scaling_point(models["pretrained"], periods)])
     plot_all(result, plots_dir / "images")
     for w in fans:
         plot_fan_chart(w, kept["moirai"][w.series.symbol], "moirai", plots_dir / "forecasts" / f"{w.series.symbol}.png")

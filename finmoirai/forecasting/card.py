@@ -71,7 +71,7 @@ def model_card(name: str, model: str, params: Params, recipe: dict[str, Any], qu
         f"# finmoirai {name}: Moirai on {', '.join(classes)} {params.extract.frequency} bars",
         "",
         f"A Moirai encoder ({cfg.num_layers} layers, d_model {cfg.d_model}, patch size {knobs.patch_size}, "
-        f"mixture of {', '.join(cfg.mixture)}, `{cfg.scaler}` scaler), {stage}, that forecasts the "
+        f"mixture of {', '.join(cfg.mixture)}, {scaler_text(cfg)}), {stage}, that forecasts the "
         f"next {knobs.prediction_length} bars of an asset's `{knobs.target}` from its last {knobs.context_length} "
         f"bars and {len(recipe['covariates'])} covariates; sample paths become prices from the last close. "
         "Written by the `package` stage of this repository's DVC pipeline: every number below is this run's.",
@@ -132,3 +132,13 @@ def model_card(name: str, model: str, params: Params, recipe: dict[str, Any], qu
         "",
     ]
     return "\n".join(lines)
+
+
+def scaler_text(cfg) -> str:
+    """The per-window scaling in words: the target's scaler, then the recipe options when set."""
+    text = f"`{cfg.scaler}` scaler"
+    if cfg.scale_halflife is not None:
+        text += f" with a {cfg.scale_halflife:g}-bar half-life"
+    if cfg.covariate_scaler != "same":
+        text += f", covariates `{cfg.covariate_scaler}`"
+    return text

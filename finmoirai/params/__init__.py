@@ -70,6 +70,9 @@ class Params(Knobs):
         require(not share or self.build.synthetic_assets > 0,
                 f"param pretrain.synthetic_share: {share} draws from a synthetic corpus, but build.synthetic_assets "
                 f"is 0; set build.synthetic_assets > 0, or synthetic_share: null")
+        outside = [s for s in self.pretrain.symbols if self.extract.symbols and s not in self.extract.symbols]
+        require(not outside, f"param pretrain.symbols: {', '.join(outside)} not in extract.symbols "
+                             f"{self.extract.symbols}; pre-train on extracted assets only")
         self._check_evaluation()
 
     def _check_context_ratio(self) -> None:

@@ -34,8 +34,11 @@ class FeaturesConfig(Section):
     regime_vol_quantile: float
     regime_adx_threshold: float
     workers: int  # processes across assets; 0 = all cores when there are enough assets
+    max_return_gap: int | None  # a return after more unobserved bars than this is missing (None: one bar's move)
 
     def rules(self) -> None:
+        require(self.max_return_gap is None or self.max_return_gap >= 0,
+                f"param features.max_return_gap: null or a number of bars >= 0, got {self.max_return_gap!r}")
         require(self.workers >= 0, f"param features.workers: must be >= 0, got {self.workers}")
         covered = {self._check_indicator(i, spec) for i, spec in enumerate(self.indicators)}
         missing = [c for c in REQUIRED_CATEGORIES if c not in covered]

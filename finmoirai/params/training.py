@@ -90,6 +90,8 @@ class ModelConfig(Section):
     dropout: float
     mixture: list[str]
     scaler: str  # per-window scaler: std (uni2ts's) or zero_mean (no shift; see PackedZeroMeanScaler)
+    covariate_scaler: str  # same (the target's scaler) or std (covariates centred; see PackedRecipeScaler)
+    scale_halflife: float | None  # bars; the target's scale recency-weighted (None: the context's plain RMS)
 
     def rules(self) -> None:
         require(self.d_model >= 64 and self.d_model % 64 == 0,
@@ -99,6 +101,10 @@ class ModelConfig(Section):
         require(0.0 <= self.dropout < 1.0, f"param model.dropout: must be in [0, 1), got {self.dropout}")
         unknown = [c for c in self.mixture if c not in MIXTURE_COMPONENT_NAMES]
         require(self.scaler in ("std", "zero_mean"), f"param model.scaler: 'std' or 'zero_mean', got {self.scaler!r}")
+        require(self.covariate_scaler in ("same", "std"),
+                f"param model.covariate_scaler: 'same' or 'std', got {self.covariate_scaler!r}")
+        require(self.scale_halflife is None or self.scale_halflife > 0,
+                f"param model.scale_halflife: null or a positive number of bars, got {self.scale_halflife!r}")
         require(len(self.mixture) > 0 and not unknown,
                 f"param model.mixture: unknown component(s) {unknown}; known: {', '.join(MIXTURE_COMPONENT_NAMES)}")
 
@@ -147,11 +153,13 @@ class PretrainConfig(TrainerConfig):
     max_dim: int
     val_check_interval: int
     synthetic_share: float | None  # share of draws from the synthetic corpus (None: one pool with the real assets)
+    symbols: list[str]  # the real assets pre-trained on (empty: all); the others are still fine-tuned and scored
 
     def rules(self) -> None:
         self.validate_trainer("pretrain")
         require(self.synthetic_share is None or 0 <= self.synthetic_share <= 1,
                 f"param pretrain.synthetic_share: null or a number in [0, 1], got {self.synthetic_share!r}")
+        require(len(set(self.symbols)) == len(self.symbols), f"param pretrain.symbols: repeated symbols in {self.symbols}")
         require(self.max_steps >= 1, f"param pretrain.max_steps: must be >= 1, got {self.max_steps}")
         require(0 <= self.warmup_steps <= self.max_steps,
                 f"param pretrain.warmup_steps: must be in [0, max_steps={self.max_steps}], got {self.warmup_steps}")

@@ -93,6 +93,25 @@ class BestWeights(L.Callback):
                 self.state = copy.deepcopy(pl_module.module.state_dict())
 
 
+class TokenCounter(L.Callback):
+    """Tokens (patches, padding excluded) of every training batch, over all processes: the
+    data a pre-training run consumed, the x axis of the scaling study."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.tokens += int((batch["sample_id"] > 0).sum())
+
+    def total(self, trainer: L.Trainer) -> int:
+        return int(trainer.strategy.reduce(torch.tensor(float(self.tokens)), reduce_op="sum"))
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 class RankSeed(L.Callback):
     """Seed data sampling per process: uni2ts's DataLoader is not a torch DataLoader, so
     Lightning adds no DistributedSampler, and equally seeded ranks would draw the same
@@ -188,7 +207,8 @@ def pretrain_loader(builder: IterativeFinancialDatasetBuilder, model: FinancialM
     `cfg.batch_size` rows, cycling. `dataset` replaces the training split's
     dataset (the throughput benchmark wraps it with timers)."""
     return DataLoader(
-        dataset if dataset is not None else builder.load_dataset(model.train_transform_map, cfg.synthetic_share),
+        dataset if dataset is not None else builder.load_dataset(model.train_transform_map, cfg.synthetic_share,
+                                                                 cfg.symbols),
         batch_size=cfg.batch_size,
         shuffle=True,
         cycle=True,
@@ -218,13 +238,15 @@ def pretrain(
                                 num_workers=cfg.num_workers)
     # Pre-training keeps its final weights (validation NLL is monitored and reported, not
     # used to pick a checkpoint: an early, barely trained minimum is not a better start).
-    best = BestWeights(VAL_NLL, restore=False)
-    trainer = _trainer(cfg, live_dir, knobs.seed, [best], max_steps=cfg.max_steps, log_every_n_steps=1,
+    best, tokens = BestWeights(VAL_NLL, restore=False), TokenCounter()
+    trainer = _trainer(cfg, live_dir, knobs.seed, [best, tokens], max_steps=cfg.max_steps, log_every_n_steps=1,
                        num_sanity_val_steps=0)
     started = time.monotonic()
     _fit(trainer, model, train_loader, val_loader)
     config = {"knobs": knobs.model_dump(), "model": model_cfg.model_dump(), "pretrain": cfg.model_dump()}
-    return _save(model, best, trainer, out_dir, started, config)
+    scale = {"tokens": tokens.total(trainer), "parameters": parameter_count(model.module)}
+    result = _save(model, best, trainer, out_dir, started, config, scale)
+    return None if result is None else result | scale
 
 
 def _window_loader(builder, split, model, knobs: Knobs, distance: int, batch_size: int, shuffle: bool = False,
@@ -291,7 +313,7 @@ def finetune(
 
 
 def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: float,
-          config: dict[str, Any]) -> dict[str, Any] | None:
+          config: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
     final = _final_metrics(trainer)
     if best.state is not None:
         model.module.load_state_dict(best.state)
@@ -302,7 +324,7 @@ def _save(model, best: BestWeights, trainer: L.Trainer, out_dir: Path, started: 
         "best_step": best.step,
         "steps": int(trainer.global_step),
         "epochs": int(trainer.current_epoch),
-    }
+    } | (extra or {})
     seconds = round(time.monotonic() - started, 1)
     if not math.isfinite(summary["best_val_nll"]):
         raise RuntimeError(f"training produced no finite validation NLL (last metrics: {final})")

@@ -29,8 +29,12 @@ from uni2ts.distribution import (
     NormalOutput,
     StudentTOutput,
 )
+from torch import nn
+from uni2ts.common.torch_util import mask_fill, packed_attention_mask, safe_div
 from uni2ts.model.moirai import MoiraiModule
-from uni2ts.model.moirai.module import decode_distr_output
+from uni2ts.distribution import DistributionOutput
+from uni2ts.model.moirai.module import decode_distr_output, encode_distr_output
+from uni2ts.module.attention import GroupedQueryAttention
 from uni2ts.module.packed_scaler import PackedStdScaler
 
 from finmoirai.data.targets import num_variates
@@ -61,6 +65,108 @@ class PackedZeroMeanScaler(PackedStdScaler):
 
 
 SCALERS = {"std": PackedStdScaler, "zero_mean": PackedZeroMeanScaler}
+COVARIATE_SCALERS = ("same", "std")  # same: the target's scaler (uni2ts's way); std: each covariate centred
+
+
+class PackedRecipeScaler(nn.Module):
+    """Per-window scaling that tells the target from its covariates (uni2ts scales every variate
+    alike): the target gets `target` (std or zero_mean), as a recency-weighted mean square when
+    `halflife` (bars) is set; covariates get `covariates`: `same` (the target's scaler,
+    unweighted) or `std` (centred on their context mean, divided by their std), so a log volume
+    or a regime one-hot keeps its contrast within the window instead of being divided by about
+    its own mean. The target is the variate with prediction-horizon tokens: uni2ts never
+    predicts a covariate, in pre-training (masked tails of the target only), fine-tuning or
+    forecasting. Needs the time and prediction masks, which FinancialMoiraiModule passes."""
+
+    def __init__(self, target: str, covariates: str = "same", halflife: float | None = None,
+                 minimum_scale: float = 1e-5) -> None:
+        super().__init__()
+        self.target, self.covariates, self.halflife = target, covariates, halflife
+        self.minimum_scale = minimum_scale
+        self.target_scaler = SCALERS[target]()
+        self.covariate_scaler = SCALERS[target if covariates == "same" else covariates]()
+
+    def forward(self, target, observed_mask, sample_id, variate_id, time_id, prediction_mask):
+        x = target.double()
+        loc, scale = self.target_scaler._get_loc_scale(x, observed_mask, sample_id, variate_id)
+        if self.halflife is not None:
+            loc, scale = self._recency_weighted(x, observed_mask, sample_id, variate_id, time_id)
+        if self.covariates != "same" or self.halflife is not None:
+            same_series = torch.eq(sample_id.unsqueeze(-1), sample_id.unsqueeze(-2)) & torch.eq(
+                variate_id.unsqueeze(-1), variate_id.unsqueeze(-2))
+            is_target = (same_series & prediction_mask.unsqueeze(-2)).any(-1, keepdim=True)
+            cov_loc, cov_scale = self.covariate_scaler._get_loc_scale(x, observed_mask, sample_id, variate_id)
+            loc, scale = torch.where(is_target, loc, cov_loc), torch.where(is_target, scale, cov_scale)
+        return loc.float(), scale.float()
+
+    def _recency_weighted(self, x, observed, sample_id, variate_id, time_id):
+        """Each series' loc and scale with weight 0.5 ** (age / halflife), age in bars before its
+        last observed context bar (a bar's time: its patch's time_id x patch width + its place)."""
+        width = x.shape[-1]
+        t = (time_id.unsqueeze(-1) * width + torch.arange(width, device=x.device)).double()
+        same_series = (torch.eq(sample_id.unsqueeze(-1), sample_id.unsqueeze(-2))
+                       & torch.eq(variate_id.unsqueeze(-1), variate_id.unsqueeze(-2)))
+        last_in_token = torch.where(observed, t, -torch.inf).amax(-1)
+        last = torch.where(same_series, last_in_token.unsqueeze(-2), -torch.inf).amax(-1, keepdim=True)
+        weight = torch.where(observed, torch.exp2(-(last - t) / self.halflife), 0.0)
+        weight = torch.nan_to_num(weight, nan=0.0)  # a series with no observed context bar
+
+        def series_sum(values):  # (.., seq, width) -> each token's series total, (.., seq, 1)
+            return same_series.double() @ values.sum(-1, keepdim=True)
+
+        total = series_sum(weight)
+        loc = safe_div(series_sum(weight * x), total)
+        if self.target == "zero_mean":
+            scale = torch.sqrt(safe_div(series_sum(weight * x**2), total) + self.minimum_scale)
+            loc = torch.zeros_like(loc)
+        else:
+            scale = torch.sqrt(safe_div(series_sum(weight * (x - loc) ** 2), total) + self.minimum_scale)
+        padding = (sample_id == 0).unsqueeze(-1)
+        return torch.where(padding, 0.0, loc), torch.where(padding, 1.0, scale)
+
+
+class FinancialMoiraiModule(MoiraiModule, coders={DistributionOutput: (encode_distr_output, decode_distr_output)}):
+    """MoiraiModule with two changes: its scaler may see the time ids and the prediction mask
+    (PackedRecipeScaler; with uni2ts's scalers the forward pass is MoiraiModule's, step for
+    step), and attention dropout is off in eval mode. uni2ts hands `attn_dropout_p` to
+    scaled_dot_product_attention whatever the mode, so a model trained with dropout drops
+    attention weights at random when it forecasts and validates: noise in every forecast, and
+    a different network each draw (the Salesforce checkpoints train without it, so they never
+    show it)."""
+
+    def train(self, mode: bool = True) -> FinancialMoiraiModule:
+        super().train(mode)
+        for layer in self.modules():
+            if isinstance(layer, GroupedQueryAttention):
+                if not hasattr(layer, "training_dropout_p"):
+                    layer.training_dropout_p = layer.attn_dropout_p
+                layer.attn_dropout_p = layer.training_dropout_p if mode else 0.0
+        return self
+
+    def forward(self, target, observed_mask, sample_id, time_id, variate_id, prediction_mask, patch_size):
+        if not isinstance(self.scaler, PackedRecipeScaler):
+            return super().forward(target, observed_mask, sample_id, time_id, variate_id, prediction_mask, patch_size)
+        loc, scale = self.scaler(target, observed_mask * ~prediction_mask.unsqueeze(-1), sample_id, variate_id,
+                                 time_id, prediction_mask)
+        reprs = self.in_proj((target - loc) / scale, patch_size)
+        reprs = self.encoder(mask_fill(reprs, prediction_mask, self.mask_encoding.weight),
+                             packed_attention_mask(sample_id), time_id=time_id, var_id=variate_id)
+        return self.distr_output.distribution(self.param_proj(reprs, patch_size), loc=loc, scale=scale)
+
+
+def make_scaler(scaler: str, covariate_scaler: str = "same", halflife: float | None = None) -> nn.Module:
+    """uni2ts-style scaler for the plain recipe (every variate alike, unweighted), else PackedRecipeScaler."""
+    if covariate_scaler == "same" and halflife is None:
+        return SCALERS[scaler]()
+    return PackedRecipeScaler(scaler, covariate_scaler, halflife)
+
+
+def scaler_spec(module: MoiraiModule) -> dict[str, Any]:
+    """The scaler as saved in config.json's entry: its name, plus the recipe options when set."""
+    scaler = module.scaler
+    if isinstance(scaler, PackedRecipeScaler):
+        return {"scaler": scaler.target, "covariate_scaler": scaler.covariates, "scale_halflife": scaler.halflife}
+    return {"scaler": scaler_name(module)}
 STOCK_SCALER = "std"  # what stock uni2ts builds from a folder (scaling: true)
 SCALER_FILE = "scaler.json"  # beside config.json in folders written before the `finmoirai` entry
 CONFIG_ENTRY = "finmoirai"  # config.json: {"scaler": ..., "distr_output": the real one when stock would misload}
@@ -72,7 +178,7 @@ GUARD = ("finmoirai.{scaler}: this Moirai folder scales with finmoirai's {scaler
 def new_module(cfg: ModelConfig, patch_size: int) -> MoiraiModule:
     """A fresh Moirai encoder: one patch size (the experiment knob), a mixture output and the
     per-window scaler of `model.scaler`."""
-    module = MoiraiModule(
+    module = FinancialMoiraiModule(
         distr_output=MixtureOutput([MIXTURE_COMPONENTS[c]() for c in cfg.mixture]),
         d_model=cfg.d_model,
         num_layers=cfg.num_layers,
@@ -82,7 +188,7 @@ def new_module(cfg: ModelConfig, patch_size: int) -> MoiraiModule:
         dropout_p=cfg.dropout,
         scaling=True,
     )
-    module.scaler = SCALERS[cfg.scaler]()
+    module.scaler = make_scaler(cfg.scaler, cfg.covariate_scaler, cfg.scale_halflife)
     return module
 
 
@@ -101,8 +207,8 @@ def save_module(module: MoiraiModule, folder: Path) -> None:
     module.save_pretrained(str(folder))
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text())
-    scaler = scaler_name(module)
-    entry: dict[str, Any] = {"scaler": scaler}
+    entry = scaler_spec(module)
+    scaler = entry["scaler"] if len(entry) == 1 else ",".join(f"{k}={v}" for k, v in entry.items())
     if scaler != STOCK_SCALER:
         entry["distr_output"] = config["distr_output"]
         config["distr_output"] = {"_target_": GUARD.format(scaler=scaler)}
@@ -140,7 +246,7 @@ def _load_folder(path: Path) -> MoiraiModule:
         config = json.loads((path / "config.json").read_text())
         entry = config.pop(CONFIG_ENTRY, None)
         if entry is None:  # a stock folder (the hub's), or one written before the entry: its scaler.json
-            module = MoiraiModule.from_pretrained(str(path))
+            module = FinancialMoiraiModule.from_pretrained(str(path))
             saved = path / SCALER_FILE
             if saved.is_file():
                 module.scaler = SCALERS[json.loads(saved.read_text())["scaler"]]()
@@ -148,9 +254,10 @@ def _load_folder(path: Path) -> MoiraiModule:
         if "distr_output" in entry:
             config["distr_output"] = entry["distr_output"]
         config["distr_output"] = decode_distr_output(config["distr_output"])
-        module = MoiraiModule(**config)
+        module = FinancialMoiraiModule(**config)
         safetensors.torch.load_model(module, str(path / WEIGHTS_FILE), strict=True)
-        module.scaler = SCALERS[entry["scaler"]]()
+        module.scaler = make_scaler(entry["scaler"], entry.get("covariate_scaler", "same"),
+                                    entry.get("scale_halflife"))
         return module.eval()
     except Exception as e:  # noqa: BLE001 - corrupt or mismatched weights: one line naming the folder
         raise ParamsError(f"{path}: cannot load the model ({type(e).__name__}: {first_line(e)})") from e

@@ -224,3 +224,14 @@ def test_synthetic_share_without_a_corpus_is_named(built):
     with pytest.raises(DataError, match=r"pretrain.synthetic_share: 0.3 .* no synthetic assets"):
         builder.load_dataset(IDENTITY, synthetic_share=0.3)
     assert len(builder.load_dataset(IDENTITY, synthetic_share=0.0)) == 3
+
+
+def test_pretrain_symbols_hold_the_other_real_assets_out_and_keep_the_corpus(with_corpus):
+    """pretrain.symbols (the scaling study's data axis): only the named real assets and the
+    synthetic corpus are drawn; a name the build does not have is one line listing those it has."""
+    items = set(drawn_items(with_corpus.load_dataset(IDENTITY, symbols=["BBB"]), 400))
+    assert items == {"BBB", "syn_AAA", "syn_CCC"}
+    assert set(drawn_items(with_corpus.load_dataset(IDENTITY, synthetic_share=0.0, symbols=["AAA"]), 200)) == {"AAA"}
+    assert set(drawn_items(with_corpus.load_dataset(IDENTITY, symbols=[]), 400)) >= {"AAA", "BBB"}
+    with pytest.raises(DataError, match=r"pretrain.symbols: ZZZ not among the built assets \(AAA, BBB\)"):
+        with_corpus.load_dataset(IDENTITY, symbols=["AAA", "ZZZ"])

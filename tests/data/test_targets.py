@@ -22,6 +22,20 @@ def test_log_returns_are_percent_and_span_gaps():
     assert r[3] == pytest.approx(100 * math.log(0.9))  # the whole move since the last observation
 
 
+def test_a_return_after_a_long_gap_is_missing_with_max_gap():
+    """features.max_return_gap: the bar after more unobserved bars than the limit gets no
+    return (its move spans the gap); after a shorter gap, and without a limit, it is kept."""
+    close = np.array([100.0, 101.0, 101.0, 101.0, 103.0, 103.0, 104.0, 105.0])
+    observed = np.array([True, True, False, False, True, False, True, True])  # gaps of 2 and 1 bars
+    kept = log_returns(close, observed)
+    assert np.isfinite(kept[[1, 4, 6, 7]]).all()
+    limited = log_returns(close, observed, max_gap=1)
+    assert math.isnan(limited[4])  # after 2 unobserved bars
+    assert limited[6] == kept[6] and limited[7] == kept[7] and limited[1] == kept[1]  # after 1, and no gap
+    assert np.array_equal(np.isnan(log_returns(close, observed, max_gap=2)), np.isnan(kept))
+    assert math.isnan(log_returns(close, observed, max_gap=0)[6])
+
+
 def test_return_paths_become_prices_anchored_at_the_last_close():
     last = np.array([100.0, 50.0])
     returns = np.zeros((2, 2, 3))

@@ -62,7 +62,9 @@ def test_pretrain_then_finetune_real_uni2ts(builder, tmp_path):
     cfg = PretrainConfig.shipped("pretrain", max_steps=4, warmup_steps=1, batch_size=4, val_check_interval=2)
     model_cfg = ModelConfig.shipped("model", max_seq_len=256, scaler="std")  # KNOBS: target level
     result = pretrain(builder, KNOBS, model_cfg, cfg, tmp_path / "pre", tmp_path / "live_pre")
-    assert np.isfinite(result["best_val_nll"]) and set(result) == {"train_nll", "val_nll", "best_val_nll"}
+    assert np.isfinite(result["best_val_nll"])
+    assert set(result) == {"train_nll", "val_nll", "best_val_nll", "tokens", "parameters"}
+    assert 4 * 256 < result["tokens"] <= 4 * 4 * 256  # 4 steps of 4 packed rows of 256 patches, padding not counted
     assert json.loads((tmp_path / "pre" / "training.json").read_text())["result"]["steps"] == 4
     assert (tmp_path / "pre" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "pre" / "config.json").read_text())["finmoirai"]["scaler"] == "std"
@@ -71,6 +73,7 @@ def test_pretrain_then_finetune_real_uni2ts(builder, tmp_path):
     reloaded = load_module(str(tmp_path / "pre"))
     assert reloaded.training  # ready to fine-tune, not left in eval mode
     assert tuple(reloaded.patch_sizes) == (16,)
+    assert result["parameters"] == sum(p.numel() for p in reloaded.parameters())
 
     ft = FinetuneConfig.shipped("finetune", init_from=str(tmp_path / "pre"), max_epochs=1, batch_size=8,
                          train_distance=64)
