@@ -72,8 +72,8 @@ check: $(STAMP)
 # Training NLL and per-model columns are in metrics/*.json and `dvc exp show`; this view keeps
 # what a recipe is chosen on. tests/test_e2e.py runs this exact command line.
 EXP_SHOW = dvc exp show --only-changed \
-  --drop '^(metrics/(pretrain|finetune)\.json:.*nll|[a-z_0-9]+\.(crps|qlike|msis|coverage_80)|(val|test)\.windows)$$' \
-  --keep '^(reference|(val|test)\.(skill|skill_lo|skill_hi|dm_p|qlike))$$'
+  --drop '^(metrics/(pretrain|finetune)\.json:.*|tokens|parameters|[a-z_0-9]+\.(crps|qlike|msis|coverage_80)|(val|test)\.windows)$$' \
+  --keep '^(reference|(val|test)\.(skill|skill_lo|skill_hi|dm_p))$$'
 exp: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/$(EXP_SHOW)
 

@@ -72,6 +72,17 @@ def test_a_synthetic_share_needs_a_synthetic_corpus() -> None:
     validate_params(changed(pretrain__synthetic_share=0))  # the real-only control needs no corpus
 
 
+def test_the_recipe_and_scaling_params_are_checked() -> None:
+    with pytest.raises(ParamsError, match=r"pretrain.symbols: DOGE not in extract.symbols \['BTC', 'SPY'\]"):
+        validate_params(changed(extract__symbols=["BTC", "SPY"], pretrain__symbols=["BTC", "DOGE"]))
+    with pytest.raises(ParamsError, match=r"pretrain.symbols: repeated"):
+        validate_params(changed(pretrain__symbols=["BTC", "BTC"]))
+    validate_params(changed(pretrain__symbols=["BTC"]))  # checked against the build when extract takes all
+    with pytest.raises(ParamsError, match=r"features.max_return_gap: null or a number of bars >= 0, got -1"):
+        validate_params(changed(features__max_return_gap=-1))
+    validate_params(changed(features__max_return_gap=6, model__covariate_scaler="std", model__scale_halflife=48))
+
+
 def test_every_stage_declares_sections_that_exist() -> None:
     for stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]:
         for name in declared_params(stage, REPO / "dvc.yaml"):

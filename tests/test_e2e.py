@@ -115,7 +115,8 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     for period in ("val", "test"):  # the headline for both periods, side by side
         head = metrics[period]
         assert head["windows"] > 0 and head["skill_lo"] <= head["skill"] <= head["skill_hi"], (period, head)
-        assert 0.0 <= head["dm_p"] <= 1.0
+        assert 0.0 <= head["dm_p"] <= 1.0 and head["qlike"] > 0
+    assert metrics["test"]["qlike"] == metrics["moirai"]["qlike"]
     details = json.loads((repo / "metrics" / "evaluate_details.json").read_text())
     for name in ("sq_error", "abs_error", "sharpe", "coverage_50", "qlike"):  # the full table: details and report
         assert math.isfinite(details["models"]["moirai"][name]), name
@@ -129,6 +130,11 @@ def test_repro_runs_every_stage_and_metrics_are_finite(repo):
     for stage in ("pretrain", "finetune"):
         nll = json.loads((repo / "metrics" / f"{stage}.json").read_text())
         assert math.isfinite(nll["val_nll"]) and math.isfinite(nll["train_nll"])
+    pretrained = json.loads((repo / "metrics" / "pretrain.json").read_text())
+    point = json.loads((repo / "plots" / "data" / "scaling.json").read_text())  # the scaling study's plot data
+    assert point == [{"pretrain_tokens": pretrained["tokens"], "parameters": pretrained["parameters"],
+                      "val_skill": metrics["val"]["skill"], "test_skill": metrics["test"]["skill"]}]
+    assert pretrained["tokens"] > 0 and pretrained["parameters"] > 0
     assert (repo / "models" / "finetuned" / "model.safetensors").is_file()
     assert list((repo / "plots" / "forecasts").glob("*.png"))
     assert not (repo / "data" / "datasets" / ".tmp").exists()
@@ -368,8 +374,8 @@ def test_exp_show_is_narrow_and_a_fresh_clone_shows_the_baseline(repo, tmp_path)
     leaves = sum(_leaves(m["data"]) for m in metrics.values())
     header = _run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()[0].split(",")
     print(f"dvc exp show: {len(header)} columns, {leaves} metric columns")
-    assert leaves <= 53, leaves  # evaluate 40 (val and test headline, 4 per model), training 6, data quality 7
-    assert len(header) <= 235, len(header)  # 53 metrics, ~110 params, ~70 dependency hashes (231 measured)
+    assert leaves <= 57, leaves  # evaluate 42 (val and test headline, 4 per model), training 8, data quality 7
+    assert len(header) <= 243, len(header)  # 57 metrics, ~110 params, ~70 dependency hashes (239 measured)
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     rows = list(csv.DictReader(io.StringIO(_run(["dvc", "exp", "show", "--no-pager", "--csv"], clone))))

@@ -159,7 +159,8 @@ class PretrainConfig(TrainerConfig):
         self.validate_trainer("pretrain")
         require(self.synthetic_share is None or 0 <= self.synthetic_share <= 1,
                 f"param pretrain.synthetic_share: null or a number in [0, 1], got {self.synthetic_share!r}")
-        require(len(set(self.symbols)) == len(self.symbols), f"param pretrain.symbols: repeated symbols in {self.symbols}")
+        require(len(set(self.symbols)) == len(self.symbols),
+                f"param pretrain.symbols: repeated symbols in {self.symbols}")
         require(self.max_steps >= 1, f"param pretrain.max_steps: must be >= 1, got {self.max_steps}")
         require(0 <= self.warmup_steps <= self.max_steps,
                 f"param pretrain.warmup_steps: must be in [0, max_steps={self.max_steps}], got {self.warmup_steps}")

@@ -20,7 +20,10 @@ from typing import Any
 
 import safetensors.torch
 import torch
+from torch import nn
+from uni2ts.common.torch_util import mask_fill, packed_attention_mask, safe_div
 from uni2ts.distribution import (
+    DistributionOutput,
     LaplaceOutput,
     LogNormalOutput,
     MixtureOutput,
@@ -29,10 +32,7 @@ from uni2ts.distribution import (
     NormalOutput,
     StudentTOutput,
 )
-from torch import nn
-from uni2ts.common.torch_util import mask_fill, packed_attention_mask, safe_div
 from uni2ts.model.moirai import MoiraiModule
-from uni2ts.distribution import DistributionOutput
 from uni2ts.model.moirai.module import decode_distr_output, encode_distr_output
 from uni2ts.module.attention import GroupedQueryAttention
 from uni2ts.module.packed_scaler import PackedStdScaler

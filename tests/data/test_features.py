@@ -34,7 +34,8 @@ INDICATORS = [
     {"name": "mfi", "length": 14},
 ]
 RAW = {"indicators": INDICATORS, "market_proxy": {"crypto": "AAA"}, "cross_window": 24, "regime_window": 12,
-       "regime_vol_quantile": 0.8, "regime_adx_threshold": 25.0, "workers": 1}
+       "regime_vol_quantile": 0.8, "regime_adx_threshold": 25.0, "workers": 1,
+       "max_return_gap": None}
 CFG = FeaturesConfig.parse(RAW, "features")
 N = 400
 SPLIT = SplitConfig(train_end="2018-01-09", val_end="2018-01-12")  # train = first 192 bars
